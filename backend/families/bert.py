@@ -1,0 +1,172 @@
+"""Raw BERT with hidden-state pooling, the way bert-as-service embeds sentences.
+
+bert-as-service (Han Xiao, 2018) takes the **penultimate** layer (``hidden_states[-2]``) and averages it
+over the real tokens (``REDUCE_MEAN`` with the input mask, so [CLS] and [SEP] count). Its FAQ's reason: the
+last layer is too close to the pre-training targets (masked-LM / next sentence), the first layers too close
+to the raw tokens; the one before last is a reasonable compromise. The dashboard's layer probe measures it.
+
+``hidden_states`` follows transformers' convention: index 0 is the embedding output, 1..L the layers.
+
+Options (``[models.<key>.options]``)
+------------------------------------
+layer : int
+    Hidden-state index (negative counts from the end). Default -2.
+pooling : {"mean", "cls", "max", "first_last_avg"}
+    ``mean``/``max`` are masked over real tokens; ``cls`` takes position 0; ``first_last_avg`` averages
+    the masked means of the first transformer layer (``hidden_states[1]``) and the last (as in
+    Su et al.'s BERT-whitening experiments).
+max_tokens : int
+    Wordpieces per text including [CLS]/[SEP]; longer texts are truncated with a warning.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.base import Encoding, ProgressFn, SentenceModel, length_sorted_batches, normalize_rows
+from backend.devices import dtype_name, pick_dtype
+from backend.families._hf import hf_load_kwargs, truncation_warnings
+from backend.registry import ModelSpec
+
+POOLINGS = ("mean", "cls", "max", "first_last_avg")
+
+
+def _masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def _masked_max(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # Padding gets the dtype's lowest value so it never wins the max.
+    return h.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
+
+
+def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int, pooling: str) -> torch.Tensor:
+    """Pool one layer of ``hidden_states`` into sentence vectors (fp32).
+
+    Parameters
+    ----------
+    hidden_states : tuple of Tensor, each (batch, seq, hidden)
+    mask : Tensor (batch, seq)
+        Attention mask (1 = real token).
+    layer : int
+    pooling : {"mean", "cls", "max", "first_last_avg"}
+    """
+    if pooling == "first_last_avg":
+        return ((_masked_mean(hidden_states[1], mask) + _masked_mean(hidden_states[-1], mask)) / 2).float()
+    h = hidden_states[layer]
+    if pooling == "mean":
+        return _masked_mean(h, mask).float()
+    if pooling == "cls":
+        return h[:, 0].float()
+    if pooling == "max":
+        return _masked_max(h, mask).float()
+    raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+
+
+class BertPoolingModel(SentenceModel):
+    """A BERT-family encoder whose sentence vector is a pooled hidden-state layer."""
+
+    runtime_options = ("layer", "pooling")
+    default_batch_size = 32
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str | None = None) -> None:
+        super().__init__(spec, device)
+        from transformers import AutoModel, AutoTokenizer
+
+        t0 = time.perf_counter()
+        path = spec.resolve_source()
+        kw = hf_load_kwargs(spec)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+        self.torch_dtype = pick_dtype(device, dtype)
+        self.net = AutoModel.from_pretrained(path, dtype=self.torch_dtype, **kw).to(device).eval()
+        self.n_layers = int(self.net.config.num_hidden_layers)
+        cfg_max = int(getattr(self.net.config, "max_position_embeddings", 512))
+        self.max_tokens = min(int(spec.options.get("max_tokens", 512)), cfg_max)
+        lang = spec.language
+        self.languages = ("en", "zh") if lang == "multi" else (lang,)
+        self._apply_options()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _apply_options(self) -> None:
+        self.layer = int(self.spec.options.get("layer", -2))
+        self.pooling = str(self.spec.options.get("pooling", "mean"))
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if not -(self.n_layers + 1) <= self.layer <= self.n_layers:
+            raise ValueError(f"layer {self.layer} out of range for a {self.n_layers}-layer model (use -{self.n_layers + 1}..{self.n_layers})")
+
+    @property
+    def dim(self) -> int:
+        return int(self.net.config.hidden_size)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out.update(
+            dim=self.dim,
+            parameters=int(sum(p.numel() for p in self.net.parameters())),
+            layers=self.n_layers,
+            layer=self.layer,
+            pooling=self.pooling,
+            max_tokens=self.max_tokens,
+            dtype=dtype_name(self.torch_dtype),
+            architecture=type(self.net).__name__,
+        )
+        return out
+
+    def _forward_batches(self, texts: list[str], batch_size: int, progress: ProgressFn | None, fn) -> None:
+        """Run length-sorted batches through the network and hand ``(indices, hidden_states, mask)`` to ``fn``."""
+        done = 0
+        with self.lock, torch.inference_mode():
+            for idx in length_sorted_batches([len(t) for t in texts], batch_size):
+                batch = self.tokenizer(
+                    [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+                ).to(self.device)
+                out = self.net(**batch, output_hidden_states=True)
+                fn(idx, out.hidden_states, batch["attention_mask"])
+                done += len(idx)
+                if progress:
+                    progress(done, len(texts))
+
+    def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
+        vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
+
+        def take(idx, hs, mask):
+            vecs[idx] = pool(hs, mask, self.layer, self.pooling).cpu().numpy()
+
+        self._forward_batches(texts, batch_size, progress, take)
+        with self.lock:
+            warnings = truncation_warnings(self.tokenizer, texts, self.max_tokens)
+        unit, ok = normalize_rows(vecs)
+        return Encoding(unit, ok, warnings)
+
+    def encode_layers(
+        self, texts: list[str], poolings: tuple[str, ...] = ("mean", "cls", "max"), batch_size: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Every layer pooled every way, in one pass: ``{pooling: array (n_layers + 1, n, d)}`` (not normalised).
+
+        ``"first_last_avg"`` gives shape ``(1, n, d)``. Used by the layer probe.
+        """
+        n_h = self.n_layers + 1
+        out = {p: np.zeros((1 if p == "first_last_avg" else n_h, len(texts), self.dim), dtype=np.float32) for p in poolings}
+
+        def take(idx, hs, mask):
+            for p in poolings:
+                if p == "first_last_avg":
+                    out[p][0, idx] = pool(hs, mask, -1, p).cpu().numpy()
+                else:
+                    for layer in range(n_h):
+                        out[p][layer, idx] = pool(hs, mask, layer, p).cpu().numpy()
+
+        self._forward_batches(texts, batch_size or self.default_batch_size, progress, take)
+        return out
+
+
+def build(spec: ModelSpec, device: str) -> BertPoolingModel:
+    """Family entry point used by the backend."""
+    return BertPoolingModel(spec, device)

@@ -1,0 +1,442 @@
+"""The cached backend: one object that the dashboard, the command line and the benchmarks share.
+
+:class:`Backend` loads each registered model lazily (once), keeps a bounded number loaded, caches sentence
+vectors per (model configuration, text), and offers the operations the dashboard is built from:
+:meth:`~Backend.similarity`, :meth:`~Backend.embed`, :meth:`~Backend.neighbours`, :meth:`~Backend.project`
+and :meth:`~Backend.rerank`. A model that fails to load or raises produces an error *for that model only*:
+operations over several models return a result per model, with ``error`` set where it failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from backend.base import Encoding, PairScores, ProgressFn, SentenceModel, cosine_pair_scores
+from backend.devices import pick_device
+from backend.families import build_model
+from backend.registry import ModelSpec, Registry
+from backend.text import clean_text, detect_language
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says which and why (and the others are unaffected)."""
+
+
+@dataclass
+class ModelResult:
+    """One model's answer to a multi-model request.
+
+    Attributes
+    ----------
+    key : str
+        The model asked for.
+    scores : np.ndarray (n,) or None
+        None when the model failed (see ``error``); NaN entries are undefined scores (see ``warnings``).
+    warnings : list of list of str
+        Per pair.
+    used : list of str
+        Per pair, the key of the model that actually scored (a language variant may stand in).
+    error : str or None
+    seconds : float
+        Wall time of this model's part of the request.
+    details : list of dict
+    """
+
+    key: str
+    scores: np.ndarray | None
+    warnings: list[list[str]] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self, i: int = 0) -> dict[str, Any]:
+        """``{"score": float | None, "warnings": [...], "model": key}`` for pair ``i`` (the CLI contract)."""
+        if self.error is not None or self.scores is None:
+            return {"score": None, "warnings": [f"error: {self.error}"], "model": self.key}
+        s = float(self.scores[i])
+        return {"score": None if np.isnan(s) else round(s, 6), "warnings": self.warnings[i], "model": self.used[i]}
+
+
+@dataclass
+class Neighbours:
+    """Top-k corpus items per query.
+
+    Attributes
+    ----------
+    indices, scores : np.ndarray (n_queries, k)
+        Corpus row indices and cosine similarities, best first. ``-1`` / NaN pad when the corpus has fewer
+        than ``k`` usable rows.
+    warnings : list of list of str
+        Per query.
+    corpus_warnings : list of list of str
+    model : str
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    warnings: list[list[str]]
+    corpus_warnings: list[list[str]]
+    model: str
+
+
+def _is_native_scorer(model: SentenceModel) -> bool:
+    """True when the model scores pairs itself (ESIM) rather than by the cosine of two vectors."""
+    return type(model).score_detailed is not SentenceModel.score_detailed
+
+
+class _LRU(OrderedDict):
+    """A small thread-safe LRU mapping with a maximum number of entries."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self.lock = threading.Lock()
+
+    def get_many(self, keys: list) -> list:
+        with self.lock:
+            out = []
+            for k in keys:
+                v = OrderedDict.get(self, k)
+                if v is not None:
+                    self.move_to_end(k)
+                out.append(v)
+            return out
+
+    def put_many(self, items: list[tuple]) -> None:
+        with self.lock:
+            for k, v in items:
+                self[k] = v
+                self.move_to_end(k)
+            while len(self) > self.maxsize:
+                self.popitem(last=False)
+
+
+class Backend:
+    """Lazily loaded, cached models behind one set of operations.
+
+    Parameters
+    ----------
+    registry : Registry, optional
+        Defaults to ``models/registry.toml``.
+    device : str, optional
+        ``"auto"`` (cuda, then mps, then cpu), or explicit.
+    max_loaded : int
+        Models kept in memory at once; the least recently used is dropped beyond this.
+    cache_size : int
+        Sentence vectors (and ESIM pair scores) kept in the in-memory cache.
+    """
+
+    def __init__(
+        self, registry: Registry | None = None, device: str | None = None, max_loaded: int = 6, cache_size: int = 200_000
+    ) -> None:
+        self.registry = registry or Registry.load()
+        self.device = pick_device(device)
+        self.max_loaded = max_loaded
+        self._models: OrderedDict[str, SentenceModel] = OrderedDict()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._vectors = _LRU(cache_size)
+        self._pairs = _LRU(cache_size)
+        self._projections = _LRU(64)
+        self.load_errors: dict[str, str] = {}
+        self.stats = {"vector_hits": 0, "vector_misses": 0}
+
+    # ------------------------------------------------------------------------------------------- models
+    def model(self, key: str, **options: Any) -> SentenceModel:
+        """The loaded model for ``key`` (loading it on first use), optionally with other runtime options.
+
+        Raises
+        ------
+        KeyError
+            Unknown key.
+        ModelLoadError
+            The model's files are missing or broken (the message says which).
+        """
+        spec = self.registry[key]
+        with self._lock:
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:
+            m = self._models.get(key)
+            if m is None:
+                try:
+                    m = build_model(spec, self.device)
+                except Exception as exc:  # any failure is this model's alone
+                    msg = f"{type(exc).__name__}: {exc}"
+                    self.load_errors[key] = msg
+                    raise ModelLoadError(f"{key} could not be loaded: {msg}") from exc
+                self.load_errors.pop(key, None)
+                with self._lock:
+                    self._models[key] = m
+                    while len(self._models) > self.max_loaded:
+                        self._models.popitem(last=False)
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+        options = {k: v for k, v in options.items() if v is not None and spec.options.get(k) != v}
+        return m.with_options(**options) if options else m
+
+    def loaded(self) -> list[str]:
+        """Keys of the models in memory now."""
+        return list(self._models)
+
+    def info(self, key: str, **options: Any) -> dict[str, Any]:
+        """The model card facts of ``key`` (loads it)."""
+        return self.model(key, **options).info()
+
+    def variant_for(self, key: str, lang: str) -> str:
+        """The registered language variant of ``key`` for ``lang`` (``esim`` -> ``esim-zh``), else ``key``."""
+        v = self.registry[key].variants.get(lang)
+        return v if v and v in self.registry else key
+
+    # ---------------------------------------------------------------------------------------- embedding
+    def embed(
+        self, key: str, texts: Sequence[str], options: dict[str, Any] | None = None, progress: ProgressFn | None = None,
+        batch_size: int | None = None,
+    ) -> Encoding:
+        """Sentence vectors for ``texts`` from model ``key``, served from the cache where possible.
+
+        Returns
+        -------
+        Encoding
+            ``vectors`` (n, d) float32 unit rows, ``valid`` mask, per-text ``warnings``.
+        """
+        m = self.model(key, **(options or {}))
+        return self._embed_with(m, texts, progress, batch_size)
+
+    def _embed_with(self, m: SentenceModel, texts: Sequence[str], progress: ProgressFn | None = None,
+                    batch_size: int | None = None) -> Encoding:
+        cleaned = [clean_text(t) for t in texts]
+        cid = m.config_id
+        cached = self._vectors.get_many([(cid, t) for t in cleaned])
+        missing = list(dict.fromkeys(t for t, c in zip(cleaned, cached, strict=True) if c is None))
+        self.stats["vector_hits"] += len(cleaned) - sum(c is None for c in cached)
+        self.stats["vector_misses"] += len(missing)
+        fresh: dict[str, tuple[np.ndarray, bool, list[str]]] = {}
+        if missing:
+            enc = m.encode_detailed(missing, batch_size, progress=progress)
+            for j, t in enumerate(missing):
+                fresh[t] = (enc.vectors[j], bool(enc.valid[j]), enc.warnings[j])
+            self._vectors.put_many([((cid, t), v) for t, v in fresh.items()])
+        elif progress:
+            progress(len(cleaned), len(cleaned))
+        dim = m.dim
+        vectors = np.zeros((len(cleaned), dim), dtype=np.float32)
+        valid = np.zeros(len(cleaned), dtype=bool)
+        warnings: list[list[str]] = []
+        for i, (t, c) in enumerate(zip(cleaned, cached, strict=True)):
+            v = c if c is not None else fresh[t]
+            vectors[i], valid[i] = v[0], v[1]
+            warnings.append(list(v[2]))
+        return Encoding(vectors, valid, warnings)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def score_pairs(
+        self, key: str, a: Sequence[str], b: Sequence[str], options: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None, route_language: bool = True,
+    ) -> ModelResult:
+        """Score aligned pairs with one model; never raises for model failures (see ``error``)."""
+        t0 = time.perf_counter()
+        a, b = [clean_text(t) for t in a], [clean_text(t) for t in b]
+        if len(a) != len(b):
+            raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
+        try:
+            # Route pairs whose texts are in a variant's language (Chinese -> esim-zh) to that variant.
+            groups: dict[str, list[int]] = {}
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                k = key
+                if route_language:
+                    langs = {detect_language(x), detect_language(y)} - {"unknown"}
+                    if langs == {"zh"}:
+                        k = self.variant_for(key, "zh")
+                    elif langs == {"en"}:
+                        k = self.variant_for(key, "en")
+                groups.setdefault(k, []).append(i)
+            scores = np.full(len(a), np.nan, dtype=np.float32)
+            warnings: list[list[str]] = [[] for _ in a]
+            used = [key] * len(a)
+            details: list[dict[str, Any]] = [{} for _ in a]
+            for k, idx in groups.items():
+                m = self.model(k, **(options or {})) if k == key else self.model(k)
+                ps = self._score_with(m, [a[i] for i in idx], [b[i] for i in idx], progress)
+                for j, i in enumerate(idx):
+                    scores[i] = ps.scores[j]
+                    warnings[i] = list(ps.warnings[j])
+                    used[i] = k
+                    if k != key:
+                        warnings[i].append(f"scored by {k} (the {self.registry[k].language} variant of {key})")
+            return ModelResult(key, scores, warnings, used, None, time.perf_counter() - t0, details)
+        except Exception as exc:
+            return ModelResult(key, None, [[] for _ in a], [key] * len(a), _describe(exc), time.perf_counter() - t0)
+
+    def _score_with(self, m: SentenceModel, a: list[str], b: list[str], progress: ProgressFn | None) -> PairScores:
+        if _is_native_scorer(m):
+            cid = m.config_id
+            cached = self._pairs.get_many([(cid, x, y) for x, y in zip(a, b, strict=True)])
+            todo = [i for i, c in enumerate(cached) if c is None]
+            if todo:
+                ps = m.score_detailed([a[i] for i in todo], [b[i] for i in todo], progress=progress)
+                self._pairs.put_many([((cid, a[i], b[i]), (float(ps.scores[j]), ps.warnings[j])) for j, i in enumerate(todo)])
+                for j, i in enumerate(todo):
+                    cached[i] = (float(ps.scores[j]), ps.warnings[j])
+            return PairScores(
+                np.array([c[0] for c in cached], dtype=np.float32), [list(c[1]) for c in cached], m.key
+            )
+        uniq = list(dict.fromkeys([*a, *b]))
+        pos = {t: i for i, t in enumerate(uniq)}
+        enc = self._embed_with(m, uniq, progress)
+        ia = np.fromiter((pos[t] for t in a), dtype=np.int64, count=len(a))
+        ib = np.fromiter((pos[t] for t in b), dtype=np.int64, count=len(b))
+        return cosine_pair_scores(enc, ia, ib, m.key)
+
+    def similarity(
+        self, a: Sequence[str], b: Sequence[str], keys: Sequence[str] | None = None,
+        options: dict[str, dict[str, Any]] | None = None, progress: ProgressFn | None = None,
+    ) -> dict[str, ModelResult]:
+        """Score pairs with several models; one model's failure is reported in its result, not raised.
+
+        Parameters
+        ----------
+        a, b : sequence of str
+            Aligned texts.
+        keys : sequence of str, optional
+            Models (default: the registry's defaults).
+        options : dict, optional
+            Per-model runtime options, e.g. ``{"bert": {"layer": -1, "pooling": "cls"}}``.
+        progress : callable, optional
+            ``progress(done, total)`` over all models.
+        """
+        keys = list(keys or self.registry.defaults())
+        out: dict[str, ModelResult] = {}
+        for n, k in enumerate(keys):
+            sub = None
+            if progress:
+                def sub(done: int, total: int, n: int = n) -> None:
+                    progress(n * 1000 + int(1000 * done / max(total, 1)), 1000 * len(keys))
+            out[k] = self.score_pairs(k, a, b, (options or {}).get(k), sub)
+            if progress:
+                progress((n + 1) * 1000, 1000 * len(keys))
+        return out
+
+    def rerank(self, key: str, query: str, candidates: Sequence[str], options: dict[str, Any] | None = None) -> ModelResult:
+        """Score one query against many candidates with model ``key`` (ESIM reads each pair together)."""
+        return self.score_pairs(key, [query] * len(candidates), list(candidates), options)
+
+    # ------------------------------------------------------------------------------------------- search
+    def neighbours(
+        self, key: str, queries: Sequence[str], corpus: Sequence[str], k: int = 10,
+        options: dict[str, Any] | None = None, progress: ProgressFn | None = None, exclude_self: bool = False,
+    ) -> Neighbours:
+        """Exact top-``k`` cosine neighbours of each query in ``corpus`` (matrix product, chunked).
+
+        For ESIM this uses the ESIM encoder vector (its input-encoding layer pooled); rerank with
+        :meth:`rerank` for ESIM's real pair score. ``exclude_self`` drops corpus items identical to the query.
+        """
+        m = self.model(key, **(options or {}))
+        c_enc = self._embed_with(m, corpus, progress)
+        q_enc = self._embed_with(m, queries)
+        k_eff = max(0, min(k, len(corpus)))
+        idx_out = np.full((len(queries), k), -1, dtype=np.int64)
+        sc_out = np.full((len(queries), k), np.nan, dtype=np.float32)
+        cvecs = c_enc.vectors
+        for s in range(0, len(queries), 256):
+            q = q_enc.vectors[s : s + 256]
+            sims = q @ cvecs.T
+            sims[:, ~c_enc.valid] = -np.inf
+            if exclude_self:
+                cl = [clean_text(t) for t in corpus]
+                for r, qt in enumerate(queries[s : s + 256]):
+                    sims[r, [j for j, t in enumerate(cl) if t == clean_text(qt)]] = -np.inf
+            if k_eff == 0:
+                continue
+            part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]
+            order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
+            top = np.take_along_axis(part, order, 1)
+            top_s = np.take_along_axis(sims, top, 1)
+            for r in range(top.shape[0]):
+                ok = np.isfinite(top_s[r]) & q_enc.valid[s + r]
+                n_ok = int(ok.sum())
+                idx_out[s + r, :n_ok] = top[r][ok]
+                sc_out[s + r, :n_ok] = top_s[r][ok]
+        return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, m.key)
+
+    # ---------------------------------------------------------------------------------------- projection
+    def project(
+        self, key: str, texts: Sequence[str], method: Literal["umap", "pca"] = "umap", seed: int = 42,
+        n_neighbors: int = 15, min_dist: float = 0.1, options: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """2-D coordinates of ``texts`` under model ``key``: UMAP (cosine metric) or PCA; cached.
+
+        Rows without a vector (empty, all unknown) are NaN. UMAP with a fixed ``seed`` is reproducible
+        (and single-threaded: umap-learn disables parallelism when ``random_state`` is set).
+        """
+        m = self.model(key, **(options or {}))
+        digest = hashlib.sha1("\x1f".join(clean_text(t) for t in texts).encode()).hexdigest()
+        ck = (m.config_id, method, seed, n_neighbors, min_dist, digest)
+        hit = self._projections.get_many([ck])[0]
+        if hit is not None:
+            return hit.copy()
+        enc = self._embed_with(m, texts, progress)
+        coords = np.full((len(texts), 2), np.nan, dtype=np.float32)
+        x = enc.vectors[enc.valid]
+        if len(x) >= 3:
+            coords[enc.valid] = reduce_2d(x, method, seed, n_neighbors, min_dist)
+        self._projections.put_many([(ck, coords)])
+        return coords.copy()
+
+    def clear_cache(self) -> None:
+        """Drop cached vectors, pair scores and projections (models stay loaded)."""
+        for c in (self._vectors, self._pairs, self._projections):
+            with c.lock:
+                c.clear()
+
+
+def reduce_2d(x: np.ndarray, method: str = "umap", seed: int = 42, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+    """Project unit vectors to 2-D with UMAP (cosine) or PCA; tiny inputs fall back to PCA."""
+    if method == "umap" and len(x) > 5:
+        import umap
+
+        nn = max(2, min(n_neighbors, len(x) - 1))
+        reducer = umap.UMAP(n_components=2, n_neighbors=nn, min_dist=min_dist, metric="cosine", random_state=seed,
+                            init="spectral" if len(x) > nn + 1 else "random", n_jobs=1)
+        return reducer.fit_transform(x).astype(np.float32)
+    if method not in ("umap", "pca"):
+        raise ValueError(f"method must be 'umap' or 'pca', not {method!r}")
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user: the exception type and message (the last frame for unexpected ones)."""
+    if isinstance(exc, (ModelLoadError, FileNotFoundError, ValueError, KeyError)):
+        return str(exc).strip("'\"")
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+_DEFAULT: Backend | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def get_backend() -> Backend:
+    """The process-wide default :class:`Backend` (the CLI's; the dashboard wraps its own in st.cache_resource)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = Backend()
+        return _DEFAULT
+
+
+__all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "get_backend", "reduce_2d"]
