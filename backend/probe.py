@@ -138,7 +138,8 @@ def _pair_cosines(vecs: np.ndarray, ia: np.ndarray, ib: np.ndarray, whiten: bool
 
 
 def _spearman(s: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(s) == 0 or np.ptp(y) == 0:
+    # Cosines of identical vectors differ in the last bits; below 1e-9 they are the same number.
+    if np.ptp(s) < 1e-9 or np.ptp(y) == 0:
         return math.nan
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
@@ -204,7 +205,14 @@ def layer_probe(
             notes.append(f"fewer sentences ({len(uniq)}) than dimensions: whitening keeps at most {len(uniq) - 1} directions")
     if data.kind == "binary":
         notes.append("binary labels: Spearman with two-valued gold labels is mostly ties; graded labels are better")
-    if np.isnan(matrix).any():
+    if "cls" in poolings and np.isnan(matrix[0, poolings.index("cls")]):
+        notes.append("layer 0 with cls pooling is undefined: the embedding output at [CLS] is the same vector "
+                     "for every sentence (token + position embedding), so every cosine is 1")
+        matrix_rest = matrix.copy()
+        matrix_rest[0, poolings.index("cls")] = 0.0
+    else:
+        matrix_rest = matrix
+    if np.isnan(matrix_rest).any():
         notes.append("some cells are undefined (every pair got the same cosine)")
     return ProbeResult(getattr(model, "key", "model"), matrix, tuple(poolings), None if math.isnan(fla) else fla,
                        whiten, len(idx), int(len(data) - len(idx)), notes)
