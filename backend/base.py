@@ -15,7 +15,6 @@ array **and** has a warning: callers turn it into ``None``/"no score", never int
 from __future__ import annotations
 
 import threading
-from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +74,7 @@ class UnknownOptionError(TypeError):
     """Raised for keyword arguments a model does not know (like sentence-transformers, we never ignore them)."""
 
 
-class SentenceModel(ABC):
+class SentenceModel:
     """Base class for every model family.
 
     Subclasses implement :meth:`_encode` (encoders) and/or :meth:`_score` (pair scorers) on *cleaned,

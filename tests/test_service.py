@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.registry import ModelSpec, Registry
+from backend.service import Backend
+
+CORPUS = [
+    "How do I reset my password?",
+    "The football match ended in a draw.",
+    "Add two cups of flour and stir.",
+    "Our flight to Rome was delayed by three hours.",
+    "My laptop battery drains very quickly.",
+]
+
+
+def test_cache_returns_identical_vectors(backend):
+    texts = ["caching is nice", "caching is nice", "another text"]
+    first = backend.embed("sbert", texts)
+    hits = backend.stats["vector_hits"]
+    second = backend.embed("sbert", texts)
+    assert backend.stats["vector_hits"] == hits + 3
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    np.testing.assert_array_equal(first.vectors[0], first.vectors[1])
+
+
+def test_cache_key_includes_options(backend):
+    a = backend.embed("bert", ["option aware cache"]).vectors
+    b = backend.embed("bert", ["option aware cache"], options={"pooling": "cls"}).vectors
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("key", ["w2v", "bert", "sbert"])
+def test_neighbours_finds_the_known_nearest(backend, key):
+    n = backend.neighbours(key, ["I forgot my password, how can I change it?", "the cake needs more flour"], CORPUS, k=3)
+    assert n.indices.shape == (2, 3) and n.scores.shape == (2, 3)
+    assert n.indices[0, 0] == 0 and n.indices[1, 0] == 2
+    assert (np.diff(n.scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_neighbours_small_corpus_pads_and_skips_empty(backend):
+    n = backend.neighbours("w2v", ["password reset"], ["reset your password", "", "qqqzzx"], k=5)
+    assert n.indices[0].tolist() == [0, -1, -1, -1, -1]
+    assert np.isnan(n.scores[0, 1:]).all()
+
+
+@pytest.mark.parametrize("method", ["pca", "umap"])
+def test_project_shape_seed_and_cache(backend, method):
+    texts = CORPUS * 3 + ["", "one more sentence about trains"]
+    xy = backend.project("w2v", texts, method=method, seed=7)
+    assert xy.shape == (len(texts), 2)
+    assert np.isnan(xy[15]).all() and np.isfinite(xy[16]).all()
+    np.testing.assert_array_equal(xy, backend.project("w2v", texts, method=method, seed=7))
+
+
+def test_one_broken_model_does_not_take_down_the_others(tmp_path):
+    reg = Registry.load()
+    reg.add(ModelSpec(key="broken", family="w2v", label="broken", source="path:models/nothing-here"))
+    reg.add(ModelSpec(key="nofamily", family="quantum", label="x", source="path:models"))
+    be = Backend(reg, device="cpu")
+    res = be.similarity(["a cat"], ["a dog"], ["w2v", "broken", "nofamily"])
+    assert res["w2v"].error is None and np.isfinite(res["w2v"].scores[0])
+    assert res["broken"].scores is None and "not found" in res["broken"].error
+    assert "no family 'quantum'" in res["nofamily"].error
+    assert res["broken"].as_json()["score"] is None
+
+
+def test_language_variant_routing(backend):
+    """Chinese pairs go to a registered Chinese variant, and the result says which model scored."""
+    res = backend.score_pairs("esim", ["一个女孩在跳舞。"], ["女孩正在跳舞"])
+    assert res.used == ["esim-zh"] or res.error is not None
+    assert backend.variant_for("esim", "zh") == "esim-zh"
+    assert backend.variant_for("sbert", "zh") == "sbert"
+
+
+def test_max_loaded_is_bounded():
+    be = Backend(device="cpu", max_loaded=1)
+    be.model("w2v")
+    be.model("sbert")
+    assert be.loaded() == ["sbert"]
+
+
+def test_device_choice_falls_back_to_cpu():
+    from backend.devices import pick_device, pick_dtype
+
+    assert pick_device("cpu") == "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        assert pick_device("cuda") == "cpu"
+        assert pick_device("auto") in ("cpu", "mps")
+    assert pick_dtype("cpu") == torch.float32
+    assert pick_dtype("cuda") in (torch.bfloat16, torch.float16)
