@@ -1,0 +1,176 @@
+"""Plotly figures for the dashboard, built from plain data (no streamlit import).
+
+Every figure has a title and axis labels, and uses :func:`ui.theme.model_color` for models, so a model is
+the same colour on every page. Backgrounds and fonts are left to the caller's template (Streamlit's theme
+applies its light or dark template), so the figures work in both themes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.theme import LABEL_COLORS, QUERY_COLOR, model_color
+
+
+def wrap(text: str, width: int = 60, max_lines: int = 6) -> str:
+    """Wrap ``text`` with ``<br>`` for plotly hover labels (long sentences would run off the plot)."""
+    lines = textwrap.wrap(str(text), width) or [""]
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
+    return "<br>".join(lines)
+
+
+def short(text: str, width: int = 28) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (axis tick labels)."""
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, str]) -> go.Figure:
+    """Grouped bars: one group per pair, one bar per model (in the model's colour).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`ui.tables.scores_frame` output (``pair, sentence_a, sentence_b, score_<key>``).
+    keys : sequence of str
+        Models in legend order.
+    labels : mapping
+        Key -> display name.
+    """
+    fig = go.Figure()
+    x = [f"#{p}" for p in frame["pair"]]
+    hover = [f"{wrap(a, 50)}<br>vs<br>{wrap(b, 50)}" for a, b in zip(frame["sentence_a"], frame["sentence_b"], strict=True)]
+    for key in keys:
+        col = f"score_{key}"
+        if col not in frame:
+            continue
+        y = pd.to_numeric(frame[col], errors="coerce")
+        fig.add_bar(
+            x=x, y=y, name=labels.get(key, key), marker_color=model_color(key), customdata=hover,
+            hovertemplate="<b>%{fullData.name}</b>: %{y:.3f}<br>%{customdata}<extra></extra>",
+            text=[("n/a" if np.isnan(v) else f"{v:.2f}") for v in y], textposition="outside", cliponaxis=False,
+        )
+    values = pd.concat([pd.to_numeric(frame[f"score_{k}"], errors="coerce") for k in keys if f"score_{k}" in frame] or [pd.Series(dtype=float)])
+    low = float(min(0.0, np.nanmin(values))) if values.notna().any() else 0.0
+    fig.update_layout(
+        title="Similarity per pair and model", barmode="group", bargap=0.25, legend_title_text="model",
+        xaxis_title="pair (hover for the sentences)", yaxis_title="similarity (cosine; ESIM: probability)",
+        yaxis_range=[low - 0.05 if low < 0 else 0, 1.1], margin={"t": 60, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
+    return fig
+
+
+def alignment_heatmap(tokens_a: Sequence[str], tokens_b: Sequence[str], matrix: np.ndarray, title: str) -> go.Figure:
+    """ESIM's soft alignment: rows are tokens of sentence A, columns tokens of sentence B.
+
+    Token labels are made unique with a position suffix only where a token repeats (plotly merges equal
+    category labels).
+    """
+    def uniq(tokens: Sequence[str]) -> list[str]:
+        seen: dict[str, int] = {}
+        out = []
+        for t in tokens:
+            seen[t] = seen.get(t, 0) + 1
+            out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
+        return out
+
+    m = np.asarray(matrix, dtype=float)
+    fig = go.Figure(go.Heatmap(
+        z=m, x=uniq(tokens_b), y=uniq(tokens_a), colorscale="Blues", zmin=0, zmax=float(np.nanmax(m)) if m.size else 1,
+        colorbar={"title": "attention"}, hovertemplate="A: %{y}<br>B: %{x}<br>weight %{z:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="sentence B tokens", yaxis_title="sentence A tokens",
+                      yaxis_autorange="reversed", margin={"t": 60})
+    return fig
+
+
+def overlap_heatmap(matrix: pd.DataFrame, labels: Mapping[str, str], k: int) -> go.Figure:
+    """Mean Jaccard overlap of the models' top-``k`` sets (1 = the same neighbours)."""
+    names = [labels.get(c, c) for c in matrix.columns]
+    z = matrix.to_numpy(dtype=float)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, zmin=0, zmax=1, colorscale="Viridis", colorbar={"title": "Jaccard"},
+        text=np.vectorize(lambda v: f"{v:.2f}")(z), texttemplate="%{text}",
+        hovertemplate="%{y} vs %{x}<br>Jaccard %{z:.2f}<extra></extra>",
+    ))
+    fig.update_layout(title=f"Overlap of top-{k} neighbours between models (mean Jaccard over queries)",
+                      xaxis_title="model", yaxis_title="model", yaxis_autorange="reversed", margin={"t": 60})
+    return fig
+
+
+def label_color_map(groups: Sequence[str]) -> dict[str, str]:
+    """A colour per label/cluster name, the same in every model's plot (sorted, so stable)."""
+    names = sorted({str(g) for g in groups})
+    return {g: ("#9E9E9E" if g in ("no vector", "") else LABEL_COLORS[i % len(LABEL_COLORS)]) for i, g in enumerate(names)}
+
+
+def projection_scatter(
+    coords: np.ndarray, texts: Sequence[str], groups: Sequence[str], colors: Mapping[str, str], title: str,
+    key: str, group_title: str = "label", query: str | None = None, query_xy: np.ndarray | None = None,
+    method: str = "UMAP",
+) -> go.Figure:
+    """One model's 2-D map of the corpus: a point per text coloured by ``groups``, the query as a star.
+
+    Parameters
+    ----------
+    coords : np.ndarray, shape (n, 2)
+        NaN rows (no vector) are left out.
+    texts, groups : sequence of str
+        Hover text and colour group per row.
+    colors : mapping
+        Group -> colour (:func:`label_color_map`, shared by all models' plots).
+    key : str
+        The model (its colour frames the title).
+    query_xy : np.ndarray, shape (2,), optional
+        Where the query landed.
+    """
+    fig = go.Figure()
+    coords = np.asarray(coords, dtype=float)
+    ok = np.isfinite(coords).all(axis=1)
+    g = np.asarray([str(x) for x in groups], dtype=object)
+    t = np.asarray([wrap(x) for x in texts], dtype=object)
+    for name in sorted(set(g[ok].tolist())):
+        sel = ok & (g == name)
+        fig.add_scatter(
+            x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=name, legendgroup=name,
+            marker={"size": 7, "color": colors.get(name, "#9E9E9E"), "opacity": 0.85},
+            customdata=t[sel], hovertemplate=f"<b>{name}</b><br>%{{customdata}}<extra></extra>",
+        )
+    if query_xy is not None and np.isfinite(query_xy).all():
+        fig.add_scatter(
+            x=[query_xy[0]], y=[query_xy[1]], mode="markers+text", name="query", text=["query"],
+            textposition="top center", marker={"symbol": "star", "size": 22, "color": QUERY_COLOR,
+                                               "line": {"width": 2, "color": "#333333"}},
+            customdata=[wrap(query or "")], hovertemplate="<b>query</b><br>%{customdata}<extra></extra>",
+        )
+    fig.update_layout(
+        title={"text": f"<span style='color:{model_color(key)}'>■</span> {title}"},
+        xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", legend_title_text=group_title,
+        margin={"t": 60, "l": 10, "r": 10, "b": 10}, height=460,
+    )
+    # Projection axes have no units: hide the tick numbers rather than invite reading them.
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def metric_bars(metrics: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
+    """One bar per model for the batch page's agreement with the gold column."""
+    metric = str(metrics["metric"].iloc[0]) if len(metrics) else "metric"
+    fig = go.Figure(go.Bar(
+        x=[labels.get(k, k) for k in metrics["model"]], y=metrics["value"],
+        marker_color=[model_color(k) for k in metrics["model"]],
+        text=[("n/a" if pd.isna(v) else f"{v:.3f}") for v in metrics["value"]], textposition="outside",
+        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=f"{metric} against the gold column, per model", xaxis_title="model",
+                      yaxis_title=metric, yaxis_range=[min(0.0, float(np.nanmin(metrics["value"])) if metrics["value"].notna().any() else 0.0), 1.05],
+                      margin={"t": 60})
+    return fig

@@ -1,0 +1,120 @@
+"""The sidebar every page shares: which models, BERT layer and pooling, word-vector weighting, device.
+
+Each control is bound to a URL query parameter (``bind="query-params"``, keys ``models``, ``layer``,
+``pooling``, ``weighting``), so a copied link reproduces the models and options a person was looking at.
+A value equal to its default is left out of the URL, which keeps links short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from backend.registry import Registry
+from ui import state
+from ui.tables import POOLINGS, WEIGHTINGS, build_options
+from ui.theme import swatch
+
+
+@dataclass
+class Settings:
+    """What the sidebar chose, as the Backend wants it.
+
+    Attributes
+    ----------
+    keys : list of str
+        Models to show, in registry order.
+    options : dict
+        Per-model runtime options (``{"bert": {"layer": -2, "pooling": "mean"}, "w2v": {"weighting": "sif"}}``).
+    labels : dict
+        Key -> display label (registry ``label``).
+    """
+
+    keys: list[str]
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    layer: int = -2
+    pooling: str = "mean"
+    weighting: str = "sif"
+
+
+def _layer_label(layer: int) -> str:
+    return {-1: "-1 (last)", -7: "-7 (embeddings)"}.get(layer, str(layer))
+
+
+def bert_note(registry: Registry) -> str:
+    """The registry note of the BERT model ("not raw BERT: MiniLM backbone"), one line."""
+    if "bert" not in registry:
+        return ""
+    return " ".join(registry["bert"].note.split())
+
+
+def sidebar_ui() -> Settings:
+    """Draw the shared sidebar and return the :class:`Settings` (also kept in ``st.session_state.settings``)."""
+    be = state.backend()
+    reg = be.registry
+    keys_all = reg.keys()
+    labels = {s.key: s.label for s in reg}
+    bert_opts = dict(reg["bert"].options) if "bert" in reg else {}
+    w2v_opts = dict(reg["w2v"].options) if "w2v" in reg else {}
+    with st.sidebar:
+        st.subheader("Models")
+        chosen = st.multiselect(
+            "Models to compare", keys_all, default=reg.defaults(), key="models", bind="query-params",
+            format_func=lambda k: f"{k} · {labels[k]}",
+            help="Every page shows these models side by side, each in its own colour.",
+        )
+        keys = [k for k in keys_all if k in chosen]
+        if keys:
+            st.markdown(" ".join(swatch(k) for k in keys), unsafe_allow_html=True)
+        st.subheader("BERT pooling")
+        pooling = st.selectbox(
+            "Pooling", POOLINGS, index=POOLINGS.index(bert_opts.get("pooling", "mean")), key="pooling",
+            bind="query-params", help="How token vectors become one sentence vector. first_last_avg averages the "
+            "mean of the embedding layer and of the last layer (it ignores the layer setting).",
+        )
+        layer = st.select_slider(
+            "Layer", list(range(-7, 0)), value=int(bert_opts.get("layer", -2)), key="layer", bind="query-params",
+            format_func=_layer_label, disabled=pooling == "first_last_avg",
+            help="hidden_states index: -1 is the last of the 6 layers, -2 the penultimate (bert-as-service's "
+            "default), -7 the embedding output.",
+        )
+        note = bert_note(reg)
+        if note:
+            st.caption(f"⚠️ **BERT here is not raw BERT.** {note}")
+        st.subheader("Word vectors")
+        weighting = st.radio(
+            "Weighting", WEIGHTINGS, index=WEIGHTINGS.index(w2v_opts.get("weighting", "sif")), key="weighting",
+            bind="query-params", horizontal=True,
+            format_func=lambda w: {"sif": "SIF", "mean": "plain mean"}[w],
+            help="SIF down-weights frequent words and removes the common component (Arora et al. 2017).",
+        )
+        _device_ui(be.device, keys)
+    settings = Settings(keys, build_options(reg, keys, layer, pooling, weighting), labels, layer, pooling, weighting)
+    st.session_state["settings"] = settings
+    return settings
+
+
+def _device_ui(device: str, keys: list[str]) -> None:
+    """Device and precision of the models in memory (never loads one just to say so)."""
+    dtypes = {}
+    for k in keys:
+        info = state.loaded_info(k)
+        if info:
+            dtypes[k] = info.get("dtype", "?")
+    st.subheader("Hardware")
+    if dtypes:
+        precision = ", ".join(f"{k} {v}" for k, v in dtypes.items())
+    else:
+        precision = "shown once the models are loaded"
+    st.caption(f"Device **{device}** · precision: {precision}")
+
+
+def current_settings() -> Settings:
+    """The settings the sidebar chose on this run (pages call this; app.py draws the sidebar first)."""
+    s = st.session_state.get("settings")
+    if s is None:
+        s = sidebar_ui()
+    return s

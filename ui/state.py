@@ -1,0 +1,123 @@
+"""The one place the dashboard reaches the backend: a cached :class:`~backend.service.Backend` and cached results.
+
+``backend()`` is a ``st.cache_resource``: one Backend (models, vector cache) shared by every session and
+page of the server process. On creation it starts a daemon thread that loads the default models and
+warms UMAP's JIT, so the first page is usable at once and the first comparison does not pay for every
+load. ``SIMDASH_WARM=0`` turns the warm-up off (the tests do, to keep CPU for themselves).
+
+Neighbours and projections are also kept in ``st.cache_data`` keyed by their inputs, so revisiting a page
+or flipping back to an earlier setting is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from backend.service import Backend, Neighbours
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "backend" / "data" / "demo_corpus.csv"
+_LOG = logging.getLogger(__name__)
+
+
+def _warm(be: Backend, keys: Sequence[str]) -> None:
+    """Load ``keys`` and compile UMAP in the background; failures are recorded by the Backend, not raised."""
+    for key in keys:
+        try:
+            be.model(key)
+        except Exception as exc:  # the page shows the error in this model's column
+            _LOG.info("warm-up: %s", exc)
+    try:
+        # umap's numba functions compile on the first fit (seconds): do it before anyone opens Projection.
+        from backend.service import reduce_2d
+
+        reduce_2d(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32), "umap", 0)
+    except Exception as exc:
+        _LOG.info("warm-up umap: %s", exc)
+
+
+@st.cache_resource(show_spinner=False)
+def backend() -> Backend:
+    """The process-wide Backend (created once, shared by all sessions); starts the warm-up thread."""
+    be = Backend()
+    if os.environ.get("SIMDASH_WARM", "1") != "0":
+        threading.Thread(target=_warm, args=(be, be.registry.defaults()), name="simdash-warm", daemon=True).start()
+    return be
+
+
+def unloaded(keys: Sequence[str]) -> list[str]:
+    """Those of ``keys`` not in memory yet (the page says it is loading them)."""
+    loaded = set(backend().loaded())
+    return [k for k in keys if k not in loaded]
+
+
+def info_or_error(key: str, options: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """``(Backend.info(key), None)``, or ``(None, error message)`` when the model fails to load."""
+    try:
+        return backend().info(key, **(options or {})), None
+    except Exception as exc:
+        return None, str(exc).strip("'\"")
+
+
+def loaded_info(key: str) -> dict[str, Any] | None:
+    """Model card facts only if ``key`` is already in memory (never triggers a load: the sidebar uses it)."""
+    be = backend()
+    if key not in be.loaded():
+        return None
+    try:
+        return be.info(key)
+    except Exception:
+        return None
+
+
+@st.cache_data(show_spinner=False)
+def demo_corpus() -> pd.DataFrame:
+    """The bundled demo corpus (``text, topic, lang``)."""
+    return pd.read_csv(DEMO_CORPUS, dtype=str, keep_default_na=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def neighbours(key: str, queries: tuple[str, ...], corpus: tuple[str, ...], k: int, options_json: str,
+               _options: dict[str, Any] | None = None, _progress: Callable[[int, int], None] | None = None) -> Neighbours:
+    """Cached :meth:`Backend.neighbours` (``options_json`` is the hash key of ``_options``).
+
+    Exceptions (a model that fails to load) are not cached, so a model that lands later is picked up.
+    """
+    return backend().neighbours(key, list(queries), list(corpus), k, _options, _progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def projection(key: str, texts: tuple[str, ...], method: str, seed: int, options_json: str,
+               _options: dict[str, Any] | None = None, _progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Cached :meth:`Backend.project` coordinates, shape (n, 2)."""
+    return backend().project(key, list(texts), method, seed, options=_options, progress=_progress)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def clusters(key: str, texts: tuple[str, ...], n_clusters: int, seed: int, options_json: str,
+             _options: dict[str, Any] | None = None) -> list[str]:
+    """KMeans cluster names of ``texts`` in model ``key``'s embedding space (its own clusters, not UMAP's)."""
+    from ui.tables import kmeans_labels
+
+    enc = backend().embed(key, list(texts), _options)
+    return kmeans_labels(enc.vectors, enc.valid, n_clusters, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def read_upload(name: str, data: bytes):
+    """:func:`backend.io.read_table` of uploaded bytes (the name tells a .txt file apart); cached per file."""
+    import io
+
+    from backend.io import read_table
+
+    buf = io.BytesIO(data)
+    buf.name = name
+    return read_table(buf)

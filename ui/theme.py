@@ -1,0 +1,52 @@
+"""One colour per model, shared by every page, chart and card.
+
+The palette is Okabe & Ito's colour-blind-safe set (Color Universal Design, 2008): mid-tone hues that stay
+readable on both the light and the dark Streamlit theme. A model the palette does not name (a registry
+entry added later) gets a stable colour from the spare hues, picked by a hash of its key so it does not
+change between runs or pages.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+#: registry key -> colour. ESIM's Chinese variant shares the ESIM hue family so a "scored by esim-zh"
+#: marker still reads as ESIM.
+MODEL_COLORS: dict[str, str] = {
+    "w2v": "#E69F00",  # orange
+    "bert": "#56B4E9",  # sky blue
+    "sbert": "#009E73",  # bluish green
+    "esim": "#CC79A7",  # reddish purple
+    "esim-zh": "#A05A8A",  # darker purple: same family as esim
+}
+
+#: hues for models not listed above (Okabe-Ito remainder, then Tableau's extras).
+SPARE_COLORS: tuple[str, ...] = ("#D55E00", "#0072B2", "#F0E442", "#999999", "#8C564B", "#17BECF", "#BCBD22")
+
+#: categorical colours for corpus labels and clusters in the projection plots (kept apart from the
+#: model colours' role: there, colour means "topic", not "model").
+LABEL_COLORS: tuple[str, ...] = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B",
+    "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC", "#1F77B4", "#2CA02C",
+    "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+)
+
+#: the query marker in projection plots: a colour no label uses, with an outline for both themes.
+QUERY_COLOR = "#FFD400"
+
+
+def model_color(key: str) -> str:
+    """The colour of model ``key`` (stable for keys outside :data:`MODEL_COLORS`)."""
+    if key in MODEL_COLORS:
+        return MODEL_COLORS[key]
+    return SPARE_COLORS[zlib.crc32(key.encode()) % len(SPARE_COLORS)]
+
+
+def color_map(keys: list[str]) -> dict[str, str]:
+    """``{key: colour}`` for plotly's ``color_discrete_map``."""
+    return {k: model_color(k) for k in keys}
+
+
+def swatch(key: str, text: str | None = None) -> str:
+    """HTML for a coloured square followed by ``text`` (default: the key), for markdown headers."""
+    return f'<span style="color:{model_color(key)}">■</span> {text if text is not None else key}'
