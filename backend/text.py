@@ -19,9 +19,17 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 # English words: lower-cased letters/digits with inner apostrophes or hyphens ("don't", "e-mail").
 _EN_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
+# Penn-Treebank-style contractions, as GloVe's (Stanford) tokenizer produced its vocabulary: "don't" ->
+# "do" "n't", "it's" -> "it" "'s". GloVe has vectors for "n't" and "'s", not for "don't".
+EN_WORD_PTB = r"[a-z0-9]+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|[a-z0-9]+(?:-[a-z0-9]+)*"
+_EN_WORD_PTB = re.compile(EN_WORD_PTB)
 # Control and format characters (except ordinary whitespace) are dropped: they are invisible to a reader
 # and only confuse tokenizers.
-_WS = re.compile(r"\s+")
+# Control (Cc) and invisible format (Cf) characters: zero-width spaces, bidi marks, BOMs, soft hyphens.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 
 
 def clean_text(text: object) -> str:
@@ -41,9 +49,13 @@ def clean_text(text: object) -> str:
         return ""
     if isinstance(text, float) and text != text:  # NaN from an empty CSV cell
         return ""
-    s = unicodedata.normalize("NFKC", str(text))
-    s = "".join(ch if (ch.isspace() or unicodedata.category(ch)[0] != "C") else " " for ch in s)
-    return _WS.sub(" ", s).strip()
+    s = str(text)
+    # Fast path for plain ASCII (most English input): NFKC cannot change it, only C0 controls need dropping.
+    if not s.isascii():
+        s = _CONTROL.sub(" ", unicodedata.normalize("NFKC", s))
+    elif not s.isprintable():
+        s = _CONTROL.sub(" ", s)
+    return " ".join(s.split())
 
 
 def detect_language(text: str) -> Language:
@@ -80,7 +92,12 @@ def _jieba():
     return jieba
 
 
-def tokenize(text: str, lang: Language | Literal["auto"] = "auto", chinese: Literal["word", "char"] = "word") -> list[str]:
+def tokenize(
+    text: str,
+    lang: Language | Literal["auto"] = "auto",
+    chinese: Literal["word", "char"] = "word",
+    contractions: bool = False,
+) -> list[str]:
     """Split a text into lower-cased word tokens.
 
     English: the ``[a-z0-9]+`` word regex on lower-cased text (punctuation is dropped, as GloVe's own
@@ -96,6 +113,8 @@ def tokenize(text: str, lang: Language | Literal["auto"] = "auto", chinese: Lite
         Language; ``"auto"`` detects it per text.
     chinese : {"word", "char"}
         Chinese segmentation granularity.
+    contractions : bool
+        Split English contractions the Penn Treebank way (``don't`` -> ``do n't``), as GloVe's vocabulary expects.
 
     Returns
     -------
@@ -107,7 +126,8 @@ def tokenize(text: str, lang: Language | Literal["auto"] = "auto", chinese: Lite
     if lang == "auto":
         lang = detect_language(text)
     if lang in ("en", "unknown") and not has_cjk(text):
-        return _EN_WORD.findall(text.lower())
+        low = text.lower().replace("’", "'")
+        return (_EN_WORD_PTB if contractions else _EN_WORD).findall(low)
     if chinese == "char":
         out: list[str] = []
         for piece in re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+", text):

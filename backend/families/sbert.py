@@ -64,21 +64,22 @@ class SentenceTransformerModel(SentenceModel):
         return out
 
     def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
-        parts = []
+        # Sort the whole input by length once, so every chunk (and every batch inside it) is homogeneous;
+        # sentence-transformers then re-sorts an already sorted chunk, which costs nothing.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self.lock:
             for start in range(0, len(texts), CHUNK):
-                chunk = texts[start : start + CHUNK]
-                parts.append(
-                    self.net.encode(
-                        chunk, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
-                        show_progress_bar=show_progress_bar,
-                    ).astype(np.float32)
-                )
+                idx = order[start : start + CHUNK]
+                vecs[idx] = self.net.encode(
+                    [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
+                    show_progress_bar=show_progress_bar,
+                ).astype(np.float32)
                 if progress:
-                    progress(start + len(chunk), len(texts))
+                    progress(start + len(idx), len(texts))
             warnings = truncation_warnings(self.net.tokenizer, texts, self.max_tokens)
         # Normalise in fp32 ourselves: half-precision outputs on GPU would otherwise round the cosine.
-        unit, ok = normalize_rows(np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32))
+        unit, ok = normalize_rows(vecs)
         return Encoding(unit, ok, warnings)
 
 
