@@ -604,6 +604,28 @@ def roc_pr_curves(scores: np.ndarray, labels: np.ndarray, kind: LabelKind,
     return {"fpr": fpr, "tpr": tpr, "precision": precision, "recall": recall}
 
 
+def binned_trend(scores: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Mean gold label per score bin (equal-count bins): the trend line of a score-vs-gold scatter.
+
+    Equal-count bins (quantiles of the score) keep every point of the line backed by the same number of
+    pairs; a straight least-squares line would hide a model that is only good at one end of the scale.
+
+    Returns
+    -------
+    (x, y) : np.ndarray
+        Mean score and mean gold label per bin, ordered by score (fewer than ``bins`` points when scores tie).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    ok = np.isfinite(s) & np.isfinite(y)
+    s, y = s[ok], y[ok]
+    if len(s) == 0:
+        return np.array([]), np.array([])
+    order = np.argsort(s, kind="stable")
+    parts = [p for p in np.array_split(order, min(bins, len(s))) if len(p)]
+    return np.array([s[p].mean() for p in parts]), np.array([y[p].mean() for p in parts])
+
+
 # -------------------------------------------------------------------------------------- disagreement
 def rank_scores(scores: np.ndarray) -> np.ndarray:
     """Percentile ranks in (0, 1] (average rank for ties, divided by the count); NaN stays NaN.
@@ -779,7 +801,7 @@ def format_table(frame: pd.DataFrame, floats: int = 2) -> str:
 
 __all__ = [
     "PUBLISHED_STSB", "EvaluationReport", "LabelledPairs", "ModelEvaluation", "PairMetrics", "StopRequested",
-    "binarise", "compute_metrics", "demo_labelled_pairs", "disagreements", "evaluate", "f1_optimal_threshold",
+    "binarise", "binned_trend", "compute_metrics", "demo_labelled_pairs", "disagreements", "evaluate", "f1_optimal_threshold",
     "format_table", "infer_label_kind", "labelled_from_frame", "load_labelled_pairs", "paper_table",
     "parse_labels", "parse_model_list", "rank_scores", "roc_pr_curves",
 ]

@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from backend.evaluation import (
     LabelledPairs,
+    binned_trend,
     compute_metrics,
     demo_labelled_pairs,
     disagreements,
@@ -162,7 +163,7 @@ def _frame(n: int = 12, label: str = "score") -> pd.DataFrame:
 
 def test_no_label_column_says_what_is_needed():
     f = _frame().drop(columns="score")
-    with pytest.raises(TableError, match="no label column.*--label-col"):
+    with pytest.raises(TableError, match=r"no label column.*--label-col"):
         labelled_from_frame(f)
 
 
@@ -241,6 +242,16 @@ def test_paper_table_puts_ours_beside_published():
     assert t.at["Avg. GloVe embeddings (300-d)", "ours"] == pytest.approx(rep.results["glove"].metrics.spearman, abs=0.01)
     assert t.at["BERT CLS-vector", "note"] == "not evaluated"
     assert "error" in t.at["esim", "note"]
+
+
+def test_binned_trend_is_mean_gold_per_equal_count_bin():
+    s = np.arange(20, dtype=float)
+    y = s * 2
+    s[3] = np.nan
+    x, m = binned_trend(s, y, bins=4)
+    assert len(x) == 4 and np.all(np.diff(x) > 0)
+    assert m == pytest.approx(2 * x)
+    assert binned_trend(np.array([np.nan]), np.array([1.0]))[0].size == 0
 
 
 def test_curves_exist_for_two_classes_only():
