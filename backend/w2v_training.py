@@ -439,8 +439,8 @@ class BackgroundJob:
                             self._error, (end - self._t0) if self._t0 else 0.0)
 
 
-def word2vec_job(texts: Sequence[str], config: Word2VecConfig) -> BackgroundJob:
-    """A :class:`BackgroundJob` (not started) that trains word2vec and returns :class:`TrainedWord2Vec`."""
+def word2vec_task(texts: Sequence[str], config: Word2VecConfig) -> Callable[[BackgroundJob], TrainedWord2Vec]:
+    """The job function that trains word2vec, reporting each epoch (for :class:`BackgroundJob`)."""
     def fn(job: BackgroundJob) -> TrainedWord2Vec:
         def progress(epoch: int, total: int, m: dict[str, float]) -> None:
             job.report(epoch / total, f"epoch {epoch}/{total}, loss {m['loss']:.0f}", m)
@@ -448,7 +448,12 @@ def word2vec_job(texts: Sequence[str], config: Word2VecConfig) -> BackgroundJob:
         job.report(0.0, "tokenising the corpus")
         return train_word2vec(texts, config, progress, job.should_stop)
 
-    return BackgroundJob(fn, "word2vec")
+    return fn
+
+
+def word2vec_job(texts: Sequence[str], config: Word2VecConfig) -> BackgroundJob:
+    """A :class:`BackgroundJob` (not started) that trains word2vec and returns :class:`TrainedWord2Vec`."""
+    return BackgroundJob(word2vec_task(texts, config), "word2vec")
 
 
 def nearest_words(kv: KeyedVectors, word: str, topn: int = 10) -> list[tuple[str, float]]:
@@ -462,5 +467,5 @@ def nearest_words(kv: KeyedVectors, word: str, topn: int = 10) -> list[tuple[str
 __all__ = [
     "BackgroundJob", "JobState", "TrainedWord2Vec", "TrainingCancelled", "Word2VecConfig", "corpus_language",
     "nearest_words", "read_corpus", "register_session_model", "tokenize_corpus", "train_word2vec",
-    "word2vec_job", "word2vec_text_bytes",
+    "word2vec_job", "word2vec_task", "word2vec_text_bytes",
 ]

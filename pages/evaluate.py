@@ -1,0 +1,614 @@
+"""Evaluation lab: how well each model agrees with gold labels, what its scores mean, and training new models.
+
+Tabs: Metrics (with charts), Calibration, BERT layer probe, Disagreements, Recall → rerank, Train. Every
+number comes from a tested backend function (``backend.evaluation``, ``calibration``, ``probe``,
+``retrieval``, ``w2v_training``); this page only picks inputs and draws. Long work runs in a background
+thread per session (:class:`backend.w2v_training.BackgroundJob`) with a progress bar and a Cancel button, so
+the page stays usable and other people's sessions are never blocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import tempfile
+import uuid
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from backend.calibration import background_scores, calibrate, demo_corpus_texts
+from backend.evaluation import (
+    EvaluationReport,
+    LabelledPairs,
+    binned_trend,
+    demo_labelled_pairs,
+    disagreements,
+    evaluate,
+    labelled_from_frame,
+    load_labelled_pairs,
+    paper_table,
+    roc_pr_curves,
+)
+from backend.io import TableError, guess_label_column, guess_text_columns
+from backend.probe import probe_model
+from backend.registry import PROJECT_ROOT, ModelSpec
+from backend.retrieval import build_retrieval_task, recall_rerank
+from backend.text import detect_language
+from backend.w2v_training import (
+    BackgroundJob,
+    Word2VecConfig,
+    nearest_words,
+    read_corpus,
+    register_session_model,
+    word2vec_task,
+    word2vec_text_bytes,
+)
+from ui import state
+from ui.sidebar import Settings, current_settings
+from ui.theme import model_color
+from ui.widgets import bert_note_ui, download_ui
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+#: above this many pairs the browser evaluates only a prefix (chunked, with progress) and points to the CLI.
+BROWSER_MAX_ROWS = 20_000
+CHOOSE = "(choose)"
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+def _sid() -> str:
+    """This browser session's id (prefixes the keys of models trained here)."""
+    return st.session_state.setdefault("eval_sid", uuid.uuid4().hex[:6])
+
+
+def start_job(name: str, fn: Callable[[BackgroundJob], Any], signature: Any = None) -> None:
+    """Start ``fn`` in a background thread, kept in this session under ``name`` (one per name)."""
+    old = st.session_state.get(f"eval_job_{name}")
+    if old is not None and old.running:
+        old.cancel()
+    st.session_state[f"eval_job_{name}"] = BackgroundJob(fn, name).start()
+    st.session_state[f"eval_sig_{name}"] = signature
+
+
+@st.fragment(run_every=1.0)
+def _job_progress_ui(name: str) -> None:
+    job: BackgroundJob | None = st.session_state.get(f"eval_job_{name}")
+    if job is None or not job.running:
+        st.rerun()  # the whole page, to show the result
+    s = job.state()
+    st.progress(s.fraction, text=f"{s.message or 'working…'} · {s.seconds:.0f} s")
+    if st.button("Cancel", key=f"eval_cancel_{name}"):
+        job.cancel()
+
+
+def job_result_ui(name: str, signature: Any = None) -> Any:
+    """The finished job's result, or None (showing progress, the error or "cancelled" instead)."""
+    job: BackgroundJob | None = st.session_state.get(f"eval_job_{name}")
+    if job is None:
+        return None
+    if job.running:
+        _job_progress_ui(name)
+        return None
+    s = job.state()
+    if s.status == "failed":
+        st.error(f"Failed: {s.error}")
+        return None
+    if s.status == "cancelled":
+        st.warning(f"Cancelled after {s.seconds:.0f} s.")
+        return s.result
+    if signature is not None and st.session_state.get(f"eval_sig_{name}") != signature:
+        st.warning("The data, models or options changed since this result was computed; run it again to update it.")
+    return s.result
+
+
+# ------------------------------------------------------------------------------------------------ data
+@st.cache_data(show_spinner=False, max_entries=8)
+def _labelled_upload(name: str, data: bytes, a_col: str, b_col: str, label_col: str,
+                     label_range: tuple[float, float] | None) -> LabelledPairs:
+    return labelled_from_frame(state.read_upload(name, data).frame, a_col, b_col, label_col, label_range)
+
+
+@st.cache_data(show_spinner=False)
+def _stsb_dev() -> LabelledPairs:
+    return load_labelled_pairs(SHARED_DATA / "stsb-en" / "dev.tsv")
+
+
+def data_ui() -> tuple[LabelledPairs, str] | None:
+    """Choose the labelled pairs (upload with column mapping, demo set, or STS-B dev when present)."""
+    sources = {"upload": "my labelled file", "demo": "demo set (same topic = 1, our own sentences)"}
+    if (SHARED_DATA / "stsb-en" / "dev.tsv").exists():
+        sources["stsb"] = "STS-B dev (../shared/data, development only)"
+    source = st.radio("Labelled pairs", list(sources), format_func=sources.get, horizontal=True, key="eval_source")
+    if source == "demo":
+        return demo_labelled_pairs(200, seed=0), "demo"
+    if source == "stsb":
+        return _stsb_dev(), "stsb-dev"
+    up = st.file_uploader("Pairs with a gold label (CSV/TSV): two text columns and a score (e.g. 0–5) or a 0/1 label",
+                          type=["csv", "tsv", "txt"], key="eval_file")
+    if up is not None:
+        data = up.getvalue()
+        st.session_state["eval_upload"] = (up.name, data, hashlib.sha1(data).hexdigest())
+    stored = st.session_state.get("eval_upload")
+    if not stored:
+        st.info("Upload a labelled file, or pick the demo set.", icon="📄")
+        return None
+    name, data, digest = stored
+    try:
+        frame = state.read_upload(name, data).frame
+    except TableError as exc:
+        st.error(f"Cannot read {name}: {exc}")
+        return None
+    cols = list(frame.columns)
+    ga, gb = guess_text_columns(frame)
+    gl = guess_label_column(frame, exclude=(ga, gb))
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    a_col = c1.selectbox("Sentence A", cols, index=cols.index(ga) if ga in cols else 0, key=f"eval_a_{digest}")
+    b_col = c2.selectbox("Sentence B", cols, index=cols.index(gb) if gb in cols else min(1, len(cols) - 1),
+                         key=f"eval_b_{digest}")
+    label_opts = [CHOOSE, *[c for c in cols if c not in (a_col, b_col)]]
+    label_col = c3.selectbox("Gold label", label_opts, index=label_opts.index(gl) if gl in label_opts else 0,
+                             key=f"eval_l_{digest}")
+    rng_text = c4.text_input("Label range", "", placeholder="auto, e.g. 0,5", key=f"eval_r_{digest}",
+                             help="Declared range of the gold label; labels outside it are skipped. Empty: inferred.")
+    if label_col == CHOOSE:
+        st.error("No gold label column found. Evaluation needs a numeric label per pair: a graded score "
+                 "(e.g. 0–5) or a binary 0/1 label. Choose the column that holds it above.")
+        return None
+    try:
+        label_range = tuple(float(x) for x in rng_text.split(",")) if rng_text.strip() else None
+        if label_range is not None and len(label_range) != 2:
+            raise ValueError("the label range must be two numbers, e.g. 0,5")
+        data_pairs = _labelled_upload(name, data, a_col, b_col, label_col, label_range)
+    except (TableError, ValueError) as exc:
+        st.error(str(exc))
+        return None
+    return data_pairs, f"{digest}:{a_col}:{b_col}:{label_col}:{rng_text}"
+
+
+def describe_ui(data: LabelledPairs) -> None:
+    lo, hi = data.label_range
+    n_ok = int(np.isfinite(data.labels).sum())
+    st.caption(f"**{len(data):,} pairs**, {n_ok:,} with a label · {data.kind} labels on {lo:g}–{hi:g}"
+               + ("" if data.kind == "binary" else f" (AUC/F1 call a pair similar when gold ≥ {data.midpoint:g})"))
+    for note in data.notes:
+        st.info(note, icon="ℹ️")
+
+
+def _triples(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(k, k, dict(settings.options.get(k, {}))) for k in settings.keys]
+
+
+# --------------------------------------------------------------------------------------------- metrics
+def _scatter_fig(report: EvaluationReport) -> go.Figure:
+    names = list(report.scores())
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)
+    y = report.data.labels
+    for i, k in enumerate(names, start=1):
+        s = report.scores()[k]
+        fig.add_trace(go.Scattergl(x=s, y=y, mode="markers", name=k, marker={"color": model_color(k), "size": 4,
+                                   "opacity": 0.45}, showlegend=False), 1, i)
+        tx, ty = binned_trend(s, y)
+        fig.add_trace(go.Scatter(x=tx, y=ty, mode="lines+markers", name=f"{k} trend",
+                                 line={"color": model_color(k), "width": 3}, showlegend=False), 1, i)
+        fig.update_xaxes(title_text="model score", row=1, col=i)
+    fig.update_yaxes(title_text="gold label", row=1, col=1)
+    fig.update_layout(title="Score vs gold (line: mean gold per score decile)", height=380)
+    return fig
+
+
+def _distribution_fig(report: EvaluationReport) -> go.Figure:
+    d = report.data
+    y = d.labels if d.kind == "binary" else np.floor(d.labels)
+    fig = go.Figure()
+    for k, s in report.scores().items():
+        ok = np.isfinite(s) & np.isfinite(y)
+        fig.add_trace(go.Box(x=[f"{v:g}" for v in y[ok]], y=s[ok], name=k, marker_color=model_color(k), boxmean=True))
+    fig.update_layout(boxmode="group", title="Score distribution per gold label", height=380,
+                      xaxis_title="gold label" + ("" if d.kind == "binary" else " (rounded down)"),
+                      yaxis_title="model score")
+    return fig
+
+
+def _curve_figs(report: EvaluationReport) -> tuple[go.Figure, go.Figure] | None:
+    roc, pr = go.Figure(), go.Figure()
+    any_curve = False
+    for k, s in report.scores().items():
+        c = roc_pr_curves(s, report.data.labels, report.data.kind, report.data.label_range)
+        if c is None:
+            continue
+        any_curve = True
+        m = report.results[k].metrics
+        roc.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], name=f"{k} (AUC {m.auc:.3f})", line={"color": model_color(k)}))
+        pr.add_trace(go.Scatter(x=c["recall"], y=c["precision"], name=f"{k} (AP {m.average_precision:.3f})",
+                                line={"color": model_color(k)}))
+    if not any_curve:
+        return None
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot", "color": "gray"}))
+    roc.update_layout(title="ROC", xaxis_title="false positive rate", yaxis_title="true positive rate", height=380)
+    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", height=380)
+    return roc, pr
+
+
+def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> EvaluationReport | None:
+    n = len(data)
+    limit = n
+    if n > BROWSER_MAX_ROWS:
+        st.warning(f"{n:,} pairs is a lot for the browser: the first {BROWSER_MAX_ROWS:,} are evaluated here (in chunks, "
+                   "with progress). For the whole file use the command line: "
+                   "`python -m backend evaluate FILE --json`.")
+        limit = BROWSER_MAX_ROWS
+    signature = (data_id, limit, json.dumps(_triples(settings), sort_keys=True))
+    if st.button(f"Evaluate {limit:,} pairs with {', '.join(settings.keys)}", type="primary", key="eval_run",
+                 disabled=not settings.keys):
+        sub = data.head(limit)
+        be = state.backend()
+
+        def fn(job: BackgroundJob) -> EvaluationReport:
+            return evaluate(be, sub, _triples(settings), lambda d, t: job.report(d / max(t, 1), f"{d:,} / {t:,} pairs scored"),
+                            should_stop=job.should_stop)
+
+        start_job("metrics", fn, signature)
+    report: EvaluationReport | None = job_result_ui("metrics", signature)
+    if report is None:
+        return None
+    table = report.table()
+    st.dataframe(table, hide_index=True, width="stretch", key="eval_table", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("auc", "avg_precision", "best_f1", "threshold", "accuracy")
+    } | {c: st.column_config.NumberColumn(format="%.2f") for c in ("spearman", "pearson")})
+    st.caption("Spearman/Pearson ×100; AUC, average precision, best F1 and accuracy in [0, 1]; threshold in score units "
+               "(a pair is called similar at or above it). Undefined metrics are empty, with the reason in notes.")
+    download_ui(table, "evaluation.csv", key="eval_download", label="Download metrics")
+    bert_note_ui(list(report.results))
+    if not report.scores():
+        return report
+    st.plotly_chart(_scatter_fig(report), key="eval_scatter")
+    st.plotly_chart(_distribution_fig(report), key="eval_dist")
+    curves = _curve_figs(report)
+    if curves:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(curves[0], key="eval_roc")
+        c2.plotly_chart(curves[1], key="eval_pr")
+    if report.data.kind == "graded":
+        with st.expander("Sentence-BERT paper, Table 1 style"):
+            st.dataframe(paper_table(report), hide_index=True, width="stretch", key="eval_paper")
+            st.caption("Published numbers are on the STS-B **test** split (Reimers & Gurevych 2019; the MiniLM model "
+                       "card); ours are on the file evaluated here.")
+    return report
+
+
+# ----------------------------------------------------------------------------------------- calibration
+def calibration_tab(report: EvaluationReport | None, data: LabelledPairs) -> None:
+    if report is None or not report.scores():
+        st.info("Evaluate in the Metrics tab first: calibration fits on those scores.")
+        return
+    c1, c2, c3 = st.columns(3)
+    key = c1.selectbox("Model", list(report.scores()), key="cal_model")
+    method = c2.radio("Mapping", ["isotonic", "logistic"], horizontal=True, key="cal_method",
+                      help="Isotonic: step-wise, no shape assumed (wants a few hundred pairs). Logistic: a sigmoid.")
+    n_pairs = c3.number_input("Random background pairs", 200, 20_000, 2_000, step=200, key="cal_pairs",
+                              help="Scores of random pairs of the demo corpus: what 'unrelated' looks like.")
+    r = report.results[key]
+    # The background corpus in the data's language: random English pairs say nothing about Chinese scores.
+    lang = "zh" if sum(detect_language(t) == "zh" for t in data.a[:200]) > 100 else "en"
+    bg_id = (key, json.dumps(r.options, sort_keys=True), int(n_pairs), lang)
+    if st.session_state.get("cal_bg_id") != bg_id:
+        with st.spinner(f"Scoring {int(n_pairs):,} random demo-corpus pairs with {key}…"):
+            try:
+                st.session_state["cal_bg"] = background_scores(state.backend(), r.key, demo_corpus_texts(lang),
+                                                               int(n_pairs), 0, r.options or None)
+                st.session_state["cal_bg_id"] = bg_id
+            except RuntimeError as exc:
+                st.error(f"{key} failed: {exc}")
+                return
+    bg = st.session_state["cal_bg"]
+    if len(bg.scores) == 0:
+        st.warning(f"{key} could score none of the random demo-corpus pairs (unknown words?): no background percentiles.")
+        bg = None
+    res = calibrate(r.scores, report.data.binary(), bg, method, key)
+    for note in res.notes:
+        st.caption(f"ℹ️ {note}")
+    if res.calibrator is not None:
+        cal = res.calibrator
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Suggested threshold (P = 0.5)", "–" if cal.threshold_ is None else f"{cal.threshold_:.3f}")
+        m2.metric("F1-optimal threshold", "–" if r.metrics.threshold is None else f"{r.metrics.threshold:.3f}")
+        m3.metric("Brier score (in-sample)", f"{res.brier:.3f}")
+        lo = float(min(bg.scores.min(), cal.range_[0])) if bg is not None else cal.range_[0]
+        hi = float(max(bg.scores.max(), cal.range_[1])) if bg is not None else cal.range_[1]
+        grid, p = cal.curve(201, lo, hi)
+        fig = make_subplots(specs=[[{"secondary_y": True}]])
+        if bg is not None:
+            fig.add_trace(go.Histogram(x=bg.scores, name="random pairs", opacity=0.35, marker_color="gray",
+                                       histnorm="probability"), secondary_y=True)
+        fig.add_trace(go.Scatter(x=grid, y=p, name=f"P(similar), {method}", line={"color": model_color(key), "width": 3}))
+        fig.update_layout(title=f"{key}: P(similar) and the background of random pairs", height=380,
+                          xaxis_title="model score")
+        fig.update_yaxes(title_text="P(similar)", range=[0, 1], secondary_y=False)
+        fig.update_yaxes(title_text="share of random pairs", secondary_y=True)
+        st.plotly_chart(fig, key="cal_fig")
+    x = st.number_input("What does this score mean?", -1.0, 1.0, 0.5, step=0.05, key="cal_x")
+    st.dataframe(res.table([x]), hide_index=True, key="cal_one",
+                 column_config={"percentile": st.column_config.NumberColumn("beats % of random pairs", format="%.1f"),
+                                "p_similar": st.column_config.NumberColumn("P(similar)", format="%.2f")})
+    if bg is None:
+        return
+    q = bg.quantiles()
+    st.caption("Background quantiles (score beating that share of random pairs): "
+               + ", ".join(f"{int(k * 100)}% → {v:.3f}" for k, v in q.items()))
+
+
+# ---------------------------------------------------------------------------------------------- probe
+def probe_tab(data: LabelledPairs, data_id: str) -> None:
+    reg = state.backend().registry
+    berts = [s.key for s in reg if s.family == "bert"]
+    if not berts:
+        st.info("No BERT-family model (family = \"bert\") is registered.")
+        return
+    st.caption("Spearman ×100 of the cosine for every hidden layer (0 = embedding output) × pooling, in one forward "
+               "pass per sentence. Whitening (Su et al. 2021) is fitted **on the evaluation sentences themselves**: "
+               "optimistic compared with fitting it on another corpus.")
+    c1, c2, c3 = st.columns(3)
+    key = c1.selectbox("Model", berts, key="probe_model")
+    whiten = c2.toggle("Whitening", key="probe_whiten")
+    n_max = c3.number_input("Pairs", 2, max(2, len(data)), max(2, min(len(data), 1500)), step=100, key="probe_n",
+                            help="Every layer of every sentence is kept in memory: start with a few thousand pairs.")
+    bert_note_ui([key])
+    signature = (data_id, key, whiten, int(n_max))
+    if st.button("Run the probe", type="primary", key="probe_run"):
+        be, sub = state.backend(), data.head(int(n_max))
+
+        def fn(job: BackgroundJob):
+            return probe_model(be, key, sub, whiten=whiten,
+                               progress=lambda d, t: job.report(d / max(t, 1), f"{d:,} / {t:,} sentences"))
+
+        start_job("probe", fn, signature)
+    res = job_result_ui("probe", signature)
+    if res is None:
+        return
+    for note in res.notes:
+        st.caption(f"ℹ️ {note}")
+    frame = res.frame()
+    labels = [f"{i} (embeddings)" if i == 0 else str(i) for i in frame.index]
+    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=labels, colorscale="Viridis",
+                               text=[[("–" if np.isnan(v) else f"{v:.1f}") for v in row] for row in frame.to_numpy()],
+                               texttemplate="%{text}", colorbar={"title": "Spearman"}))
+    fig.update_layout(title=f"{res.model}: Spearman ×100 per layer × pooling ({res.n:,} pairs"
+                      + (", whitened)" if res.whitened else ")"), yaxis_title="hidden layer", xaxis_title="pooling",
+                      height=420)
+    st.plotly_chart(fig, key="probe_fig")
+    best = res.best()
+    c1, c2 = st.columns(2)
+    c1.metric("first_last_avg", "–" if res.first_last_avg is None else f"{res.first_last_avg:.2f}")
+    if best:
+        c2.metric("Best cell", f"{best[2]:.2f}", f"layer {best[0]}, {best[1]}", delta_color="off")
+
+
+# -------------------------------------------------------------------------------------- disagreements
+def disagreements_tab(report: EvaluationReport | None) -> None:
+    if report is None or len(report.scores()) < 2:
+        st.info("Evaluate at least two models in the Metrics tab first.")
+        return
+    d = report.data
+    st.caption("Each model's scores become percentile ranks (a cosine of 0.6 means different things per model); the "
+               "spread is the highest minus the lowest rank a pair gets.")
+    c1, c2 = st.columns([3, 1])
+    if d.kind == "binary":
+        pick = c1.radio("Gold label", ["all", "similar (1)", "not similar (0)"], horizontal=True, key="dis_label")
+        between = {"all": None, "similar (1)": (1.0, 1.0), "not similar (0)": (0.0, 0.0)}[pick]
+    else:
+        lo, hi = d.label_range
+        between = c1.slider("Gold label between", float(lo), float(hi), (float(lo), float(hi)), key="dis_range")
+    top = c2.number_input("Rows", 5, 500, 25, key="dis_top")
+    frame = disagreements(d, report.scores(), int(top), between)
+    st.dataframe(frame, hide_index=True, width="stretch", key="dis_table")
+    download_ui(frame, "disagreements.csv", key="dis_download")
+
+
+# ----------------------------------------------------------------------------------------- retrieval
+def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None:
+    reg = state.backend().registry
+    keys = reg.keys()
+    st.caption("Queries: first sentences of the positive pairs; relevant: their second sentences; corpus: every "
+               "distinct second sentence. A bi-encoder retrieves the top k, a cross-encoder (ESIM) reorders them. "
+               "Metrics as sentence-transformers' InformationRetrievalEvaluator defines them.")
+    c1, c2, c3, c4 = st.columns(4)
+    retriever = c1.selectbox("Retriever", keys, index=keys.index("sbert") if "sbert" in keys else 0, key="ret_model")
+    rerankers = ["(none)", *keys]
+    reranker = c2.selectbox("Reranker", rerankers, index=rerankers.index("esim") if "esim" in rerankers else 0,
+                            key="ret_rerank")
+    k = c3.slider("k", 5, 100, 20, key="ret_k")
+    min_score = None
+    if data.kind == "graded":
+        lo, hi = data.label_range
+        min_score = c4.number_input("Relevant if gold ≥", float(lo), float(hi), lo + 0.8 * (hi - lo), key="ret_min")
+    try:
+        task = build_retrieval_task(data, min_score)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    st.caption(task.notes[0])
+    signature = (data_id, retriever, reranker, k, min_score, json.dumps(settings.options, sort_keys=True))
+    if st.button("Retrieve and rerank", type="primary", key="ret_run"):
+        be = state.backend()
+        rk = None if reranker == "(none)" else reranker
+
+        def fn(job: BackgroundJob):
+            job.report(0.0, f"retrieving with {retriever}")
+            return recall_rerank(be, task, retriever, rk, k, settings.options.get(retriever),
+                                 settings.options.get(rk) if rk else None,
+                                 progress=lambda d, t: job.report(d / max(t, 1), f"reranking query {d:,} / {t:,}"),
+                                 should_stop=job.should_stop)
+
+        start_job("retrieval", fn, signature)
+    res = job_result_ui("retrieval", signature)
+    if res is None:
+        return
+    c1, c2 = st.columns(2)
+    c1.metric(f"Recall ({res.retriever})", f"{res.recall_seconds:.2f} s")
+    c2.metric(f"Rerank ({res.reranker or 'none'})", f"{res.rerank_seconds:.2f} s")
+    st.dataframe(res.table(), hide_index=True, key="ret_table", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("before", "after", "change")})
+    for note in res.notes[1:]:
+        st.caption(f"ℹ️ {note}")
+    with st.expander("Per query"):
+        st.dataframe(res.per_query(task), hide_index=True, width="stretch", key="ret_queries")
+
+
+# ---------------------------------------------------------------------------------------------- train
+def train_tab() -> None:
+    st.subheader("word2vec on your corpus")
+    w2v_train_ui()
+    st.divider()
+    st.subheader("ESIM on your labelled pairs")
+    if importlib.util.find_spec("backend.esim.train") is None:
+        st.info("ESIM training in the browser is coming: it needs `backend.esim.train`, which is being written.")
+    else:
+        esim_train_ui()
+
+
+def w2v_train_ui() -> None:
+    src = st.radio("Corpus", ["demo", "upload"], horizontal=True, key="w2v_src",
+                   format_func={"demo": "demo corpus (tiny: a smoke test)", "upload": "my file (.txt lines or CSV)"}.get)
+    texts: list[str] | None = None
+    if src == "demo":
+        texts = demo_corpus_texts("all")
+    else:
+        up = st.file_uploader("Corpus", type=["txt", "csv", "tsv"], key="w2v_file")
+        if up is not None:
+            col = st.text_input("Text column (CSV; empty = the wordiest)", "", key="w2v_col") or None
+            try:
+                texts = read_corpus(up.getvalue(), col, up.name)
+            except TableError as exc:
+                st.error(str(exc))
+    c = st.columns(6)
+    cfg = Word2VecConfig(
+        vector_size=int(c[0].number_input("Dimensions", 10, 600, 100, key="w2v_dim")),
+        window=int(c[1].number_input("Window", 1, 20, 5, key="w2v_window")),
+        min_count=int(c[2].number_input("Min count", 1, 100, 2, key="w2v_min")),
+        epochs=int(c[3].number_input("Epochs", 1, 100, 10, key="w2v_epochs")),
+        sg=1 if c[4].selectbox("Algorithm", ["skip-gram", "CBOW"], key="w2v_sg") == "skip-gram" else 0,
+        seed=int(c[5].number_input("Seed", 0, 2**31 - 1, 42, key="w2v_seed")),
+        chinese="word",
+    )
+    if texts:
+        st.caption(f"{len(texts):,} texts · tokenised like the w2v model (jieba for Chinese) · seed {cfg.seed}, one thread "
+                   "(reproducible)")
+        if st.button("Train word2vec", type="primary", key="w2v_run"):
+            start_job("w2v", word2vec_task(texts, cfg))
+    trained = job_result_ui("w2v")
+    if trained is None:
+        return
+    st.success(f"{trained.vocabulary:,} words × {trained.config.vector_size} dimensions from {trained.sentences:,} texts, "
+               f"{trained.epochs_done} epoch(s){' (stopped early)' if trained.stopped else ''} in {trained.seconds:.1f} s.")
+    if trained.history:
+        st.line_chart(pd.DataFrame(trained.history).set_index("epoch")["loss"], height=200)
+    word = st.text_input("Nearest words to", trained.kv.index_to_key[0], key="w2v_probe_word")
+    st.dataframe(pd.DataFrame(nearest_words(trained.kv, word), columns=["word", "cosine"]), hide_index=True, key="w2v_nn")
+    c1, c2 = st.columns(2)
+    weighting = c1.radio("Sentence vector", ["mean", "sif"], horizontal=True, key="w2v_weighting")
+    if c1.button("Add to the comparison", key="w2v_add"):
+        spec = register_session_model(state.backend(), trained, weighting=weighting, session=_sid())
+        st.session_state.setdefault("eval_session_models", []).append(spec.key)
+        st.success(f"Added as **{spec.key}**: pick it in the sidebar's model list.")
+    c2.download_button("⬇ Download vectors (word2vec text)", word2vec_text_bytes(trained.kv), "vectors.txt",
+                       "text/plain", key="w2v_download", on_click="ignore")
+
+
+def esim_train_ui() -> None:
+    from backend.esim.train import train_esim
+
+    stsb = SHARED_DATA / "stsb-en" / "train.tsv"
+    opts = ["upload", *(["stsb"] if stsb.exists() else [])]
+    src = st.radio("Training pairs", opts, horizontal=True, key="esim_src",
+                   format_func={"upload": "my labelled file", "stsb": "STS-B train (../shared/data)"}.get)
+    train: Any = None
+    if src == "stsb":
+        train = str(stsb)
+    else:
+        up = st.file_uploader("Training pairs (two text columns and a score or 0/1 label)", type=["csv", "tsv"],
+                              key="esim_file")
+        if up is not None:
+            try:
+                train = state.read_upload(up.name, up.getvalue()).frame
+            except TableError as exc:
+                st.error(str(exc))
+    c = st.columns(4)
+    lang = c[0].selectbox("Language", ["en", "zh"], key="esim_lang")
+    epochs = int(c[1].number_input("Epochs (max)", 1, 50, 10, key="esim_epochs"))
+    seed = int(c[2].number_input("Seed", 0, 2**31 - 1, 13, key="esim_seed"))
+    emb = c[3].selectbox("Embeddings", ["auto", "pretrained", "random"], key="esim_emb",
+                         help="auto: GloVe for English, learnt from scratch for Chinese.")
+    st.caption("10% of the training pairs are held out for early stopping. Training uses one CPU thread.")
+    if train is not None and st.button("Train ESIM", type="primary", key="esim_run"):
+        out_dir = tempfile.mkdtemp(prefix="simdash-esim-")
+
+        def fn(job: BackgroundJob):
+            def progress(epoch: int, total: int, m: dict[str, float]) -> None:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith("dev_"))
+                job.report(epoch / total, f"epoch {epoch}/{total}: {shown}", m)
+
+            job.report(0.0, "building the vocabulary")
+            return train_esim(train, None, out_dir, lang=lang, epochs=epochs, seed=seed, embeddings=emb,
+                              progress=progress, should_stop=job.should_stop)
+
+        start_job("esim", fn)
+    res = job_result_ui("esim")
+    if res is None:
+        return
+    st.success(f"Best epoch {res.best_epoch} (dev {res.best_metric:.3f}) in {res.seconds:.0f} s"
+               + (" (stopped early)" if res.stopped else "") + f"; checkpoint in `{res.out_dir}`.")
+    if res.history:
+        st.line_chart(pd.DataFrame(res.history).set_index("epoch").filter(like="dev_"), height=200)
+    if st.button("Add to the comparison", key="esim_add"):
+        n = len(st.session_state.setdefault("eval_session_models", [])) + 1
+        spec = ModelSpec(key=f"esim-{_sid()}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
+                         source=f"path:{res.out_dir}", language=lang, default=False,
+                         options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
+        state.backend().registry.add(spec)
+        st.session_state["eval_session_models"].append(spec.key)
+        st.success(f"Added as **{spec.key}**: pick it in the sidebar's model list.")
+
+
+# ------------------------------------------------------------------------------------------------ page
+def evaluate_ui() -> None:
+    """The Evaluation lab page."""
+    st.title("Evaluation lab")
+    st.caption("How well each model agrees with gold similarity labels, what its scores mean, and new models trained "
+               "here. Command line: `python -m backend evaluate FILE` and `python -m backend probe FILE --model bert`.")
+    settings = current_settings()
+    got = data_ui()
+    data, data_id = got if got else (None, "")
+    if data is not None:
+        describe_ui(data)
+    tabs = st.tabs(["Metrics", "Calibration", "Layer probe", "Disagreements", "Recall → rerank", "Train"])
+    report = None
+    with tabs[0]:
+        if data is None:
+            st.info("Choose labelled pairs above.")
+        elif not settings.keys:
+            st.info("Choose at least one model in the sidebar.")
+        else:
+            report = metrics_tab(data, data_id, settings)
+    with tabs[1]:
+        if data is not None:
+            calibration_tab(report, data)
+    with tabs[2]:
+        if data is not None:
+            probe_tab(data, data_id)
+    with tabs[3]:
+        disagreements_tab(report)
+    with tabs[4]:
+        if data is not None:
+            retrieval_tab(data, data_id, settings)
+    with tabs[5]:
+        train_tab()
+
+
+evaluate_ui()
