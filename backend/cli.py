@@ -118,7 +118,13 @@ def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str]
     for key in keys:
         col = np.full(n, np.nan, dtype=np.float64)
         for s in range(0, n, chunk):
-            r = be.score_pairs(key, a[s : s + chunk], b[s : s + chunk])
+            size = min(chunk, n - s)
+            sub = None
+            if progress:
+                # Within a chunk the model reports texts encoded (about two per pair): scale to pairs.
+                def sub(d: int, t: int, base: int = done, size: int = size) -> None:
+                    progress(base + int(size * min(d, t) / max(t, 1)), total)
+            r = be.score_pairs(key, a[s : s + chunk], b[s : s + chunk], progress=sub)
             if r.error:
                 errors[key] = r.error
                 break
