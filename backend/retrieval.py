@@ -150,6 +150,8 @@ class RetrievalResult:
     recall_seconds, rerank_seconds : float
         Wall time of each stage (the retriever's includes embedding the corpus unless cached).
     notes : list of str
+    error : str or None
+        The reranker's error when it failed; ``after`` is then the retriever's order (metrics unchanged).
     """
 
     retriever: str
@@ -162,6 +164,7 @@ class RetrievalResult:
     recall_seconds: float
     rerank_seconds: float
     notes: list[str] = field(default_factory=list)
+    error: str | None = None
 
     def table(self) -> pd.DataFrame:
         """``metric, before, after, change`` rows, plus the two timings."""
@@ -212,10 +215,8 @@ def recall_rerank(
     should_stop : callable, optional
         Checked between queries; raises :class:`~backend.evaluation.StopRequested`.
 
-    Raises
-    ------
-    RuntimeError
-        The reranker failed (its error message).
+    A reranker that fails (e.g. its files are missing) does not lose the retrieval: the result keeps the
+    retriever's order as ``after`` and says why in ``error``.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, not {k}")
@@ -228,6 +229,7 @@ def recall_rerank(
         notes.append(f"recall@{max(recall_at)} is limited by retrieving only {k} candidates")
     after = before
     rerank_s = 0.0
+    error = None
     if reranker:
         after = []
         t1 = time.perf_counter()
@@ -237,17 +239,20 @@ def recall_rerank(
             if cands:
                 r = be.rerank(reranker, q, [task.corpus[j] for j in cands], reranker_options)
                 if r.error:
-                    raise RuntimeError(f"{reranker}: {r.error}")
+                    error = f"{reranker} failed, the retriever's order is kept: {r.error}"
+                    after = before
+                    break
                 after.append(_rerank_order(cands, r.scores))
             else:
                 after.append([])
             if progress:
                 progress(i + 1, len(task.queries))
         rerank_s = time.perf_counter() - t1
-        notes.append(f"reranking reorders the top {k} only: recall@{k} cannot change")
+        if error is None:
+            notes.append(f"reranking reorders the top {k} only: recall@{k} cannot change")
     return RetrievalResult(
         retriever, reranker, k, before, after, ir_metrics(before, task.relevant, recall_at),
-        ir_metrics(after, task.relevant, recall_at), recall_s, rerank_s, notes,
+        ir_metrics(after, task.relevant, recall_at), recall_s, rerank_s, notes, error,
     )
 
 

@@ -450,6 +450,8 @@ def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None
     res = job_result_ui("retrieval", signature)
     if res is None:
         return
+    if res.error:
+        st.error(res.error)
     c1, c2 = st.columns(2)
     c1.metric(f"Recall ({res.retriever})", f"{res.recall_seconds:.2f} s")
     c2.metric(f"Rerank ({res.reranker or 'none'})", f"{res.rerank_seconds:.2f} s")

@@ -124,8 +124,9 @@ def test_retrieval_only_and_failures():
     task = build_retrieval_task(graded_pairs())
     res = recall_rerank(FakeBackend(task), task, "sbert", None, k=3)
     assert res.after == res.before and res.rerank_seconds == 0
-    with pytest.raises(RuntimeError, match="model files not found"):
-        recall_rerank(FakeBackend(task, fail=True), task, "sbert", "esim", k=3)
+    failed = recall_rerank(FakeBackend(task, fail=True), task, "sbert", "esim", k=3)
+    assert "model files not found" in failed.error and failed.after == failed.before
+    assert failed.metrics_after == failed.metrics_before
     with pytest.raises(StopRequested):
         recall_rerank(FakeBackend(task), task, "sbert", "esim", k=3, should_stop=lambda: True)
     with pytest.raises(ValueError):
