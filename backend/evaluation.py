@@ -378,6 +378,8 @@ def compute_metrics(
     ok = np.isfinite(s_all) & np.isfinite(y_all)
     n = int(ok.sum())
     m = PairMetrics(n=n, skipped=int(len(s_all) - n))
+    if m.skipped:
+        m.notes.append(f"{m.skipped} of {len(s_all)} pairs skipped (no score: empty text or no known words; or no label)")
     if n < 2:
         m.notes.append(f"{n} scored pair(s): no metric is defined")
         return m

@@ -331,13 +331,11 @@ def test_evaluate_cli_human_table_and_errors(tiny_registry, capsys):
 
 
 @pytest.mark.slow
-def test_stsb_dev_sample_with_word_vectors():
-    """Real data, when present: GloVe-SIF on 300 dev pairs correlates clearly (~0.6-0.7 on the full set)."""
+def test_stsb_dev_sample_with_word_vectors(backend):
+    """Real data, when present: GloVe-SIF on 300 dev pairs correlates clearly (69 on the full dev set)."""
     if not STSB_DEV.exists():
         pytest.skip(f"no {STSB_DEV}")
-    from backend.service import Backend
-
     data = load_labelled_pairs(STSB_DEV, max_rows=300)
     assert data.kind == "graded" and data.label_range == (0.0, 5.0) and data.columns[2] == "score"
-    rep = evaluate(Backend(device="cpu"), data, ["w2v"])
+    rep = evaluate(backend, data, ["w2v"])
     assert rep.results["w2v"].metrics.spearman > 50

@@ -93,11 +93,7 @@ def test_pairs_without_text_or_label_are_skipped():
     assert (r.n, r.skipped) == (14, 2)
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from backend.service import Backend
-
-    return Backend(device="cpu")
+# ``backend`` is the session-wide real Backend of tests/conftest.py (models load once per test run).
 
 
 @pytest.mark.slow
