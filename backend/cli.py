@@ -10,6 +10,13 @@ Commands (a stable contract that scripts rely on)
     semicolon separated; UTF-8, UTF-8 with BOM, GBK.
 ``models [--json]``
     The registry.
+``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
+    Metrics against gold labels (see :mod:`backend.evaluation_cli`); ``--json`` prints
+    ``{"<key>": {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped"}}``.
+``probe FILE --model bert [--whiten] [--json]``
+    Spearman for every BERT layer x pooling.
+
+ESIM training has its own entry point: ``python -m backend.esim train ...``.
 """
 
 from __future__ import annotations
