@@ -23,7 +23,14 @@ from ui.tables import (
     label_metrics,
     score_in_chunks,
 )
-from ui.widgets import bert_note_ui, download_ui, ensure_loaded_ui, evaluate_link_ui, options_json
+from ui.widgets import (
+    bert_note_ui,
+    download_ui,
+    ensure_loaded_ui,
+    evaluate_link_ui,
+    options_json,
+    short_error,
+)
 
 NO_LABEL = "(none)"
 
@@ -64,7 +71,7 @@ def upload_ui() -> tuple[str, pd.DataFrame] | None:
         set_upload(up.name, up.getvalue())
     stored = st.session_state.get("batch_upload")
     if not stored:
-        st.info("Upload a table with two text columns (e.g. sentence1, sentence2), or use the example file.", icon="📄")
+        st.info("Upload a table with two text columns (e.g. sentence1, sentence2), or use the example file.", icon=":material/upload_file:")
         return None
     name, data, _ = stored
     c2.button("Remove the file", key="batch_remove", on_click=_remove, width="stretch")
@@ -146,7 +153,7 @@ def result_ui(result: dict[str, Any], label: str | None, settings: Settings, cur
     if not current:
         st.warning("The file, columns, models or options changed since this result was computed; score again to update it.")
     for key, err in result["errors"].items():
-        st.error(f"{key} failed, its column is empty: {err}")
+        st.error(f"{key} failed, its column is empty: {short_error(err)}")
     gaps = {k: int(out[f"score_{k}"].isna().sum()) for k in keys if k not in result["errors"]}
     if any(gaps.values()):
         st.caption("Rows without a score (empty text, no known words): " + ", ".join(f"{k} {v:,}" for k, v in gaps.items() if v))
@@ -175,9 +182,9 @@ def result_ui(result: dict[str, Any], label: str | None, settings: Settings, cur
 
 def batch_ui() -> None:
     """The Batch scoring page."""
+    settings = current_settings()
     st.title("Batch scoring")
     st.caption("Adds a score_<model> column per model to every row of your file. Large files are scored in chunks.")
-    settings = current_settings()
     got = upload_ui()
     if got is None:
         st.stop()

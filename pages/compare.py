@@ -104,9 +104,10 @@ def score_ui(a: list[str], b: list[str], settings: Settings) -> None:
                                  "sentence_a": "Sentence A", "sentence_b": "Sentence B"}
     for k in settings.keys:
         label = settings.labels.get(k, k)
+        # Short keys as headers keep every model on screen; the label and note are in the header's tooltip.
         config[f"score_{k}"] = st.column_config.NumberColumn(
-            f"{label} — failed" if k in errors else label, format="%.3f",
-            help=f"{k} failed: {errors[k]}" if k in errors else be.registry[k].note or k,
+            f"{k} ⚠ failed" if k in errors else k, format="%.3f",
+            help=f"{label} failed: {errors[k]}" if k in errors else f"{label}. {be.registry[k].note}",
         )
         config[f"scored_by_{k}"] = st.column_config.TextColumn(f"{k}: scored by")
     shown = [c for c in frame.columns if not c.startswith("warnings_")]
@@ -155,16 +156,16 @@ def why_ui(a: list[str], b: list[str], results: dict, settings: Settings) -> Non
 
 def compare_ui() -> None:
     """The Compare pairs page."""
+    settings = current_settings()
     st.title("Compare pairs")
     st.caption("Every model's similarity for each pair, side by side. Pick a preset or type your own pairs.")
     _init_state()
-    settings = current_settings()
     a, b = pairs_ui()
     if not settings.keys:
         st.info("Choose at least one model in the sidebar.")
         st.stop()
     if not a:
-        st.info("Type a pair or choose a preset.", icon="✍️")
+        st.info("Type a pair or choose a preset.", icon=":material/edit_note:")
         st.stop()
     score_ui(a, b, settings)
 

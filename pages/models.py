@@ -12,7 +12,7 @@ from ui import state
 from ui.sidebar import current_settings
 from ui.tables import model_facts
 from ui.theme import swatch
-from ui.widgets import ensure_loaded_ui
+from ui.widgets import ensure_loaded_ui, short_error
 
 #: sentences timed for throughput: enough batches to amortise start-up, few enough to finish in seconds.
 BENCH_SENTENCES = 256
@@ -59,7 +59,12 @@ def card_ui(key: str, options: dict | None, label: str) -> None:
         st.caption(f"registry key `{key}`")
         info, error = state.info_or_error(key, options)
         if error:
-            st.error(f"Could not be loaded: {error}")
+            st.error(f"Could not be loaded: {short_error(error)}", icon=":material/error:")
+            spec = state.backend().registry[key]
+            # What the registry says is still worth reading when the weights are missing.
+            st.markdown(f"- **family**: {spec.family}\n- **source**: {spec.source}\n- **language**: {spec.language}")
+            if spec.note:
+                st.caption(" ".join(spec.note.split()))
             return
         facts = model_facts(info)
         half = (len(facts) + 1) // 2
@@ -80,8 +85,8 @@ def card_ui(key: str, options: dict | None, label: str) -> None:
 
 def models_ui() -> None:
     """The Models page."""
-    st.title("Models")
     settings = current_settings()
+    st.title("Models")
     be = state.backend()
     st.caption(f"Every registered model (models/registry.toml), on device **{be.device}**. Options from the sidebar "
                "apply to BERT and the word vectors.")

@@ -18,6 +18,7 @@ from ui.widgets import (
     ensure_loaded_ui,
     model_header_ui,
     options_json,
+    short_error,
 )
 
 DEFAULT_QUERIES = "I can't log in to my account.\nWill it rain this weekend?\n我的包裹什么时候到？"
@@ -59,9 +60,9 @@ def rerank_ui(queries: list[str], q: int, corpus: Corpus, results: dict) -> pd.D
 
 def neighbours_ui() -> None:
     """The Neighbours page."""
+    settings = current_settings()
     st.title("Neighbours")
     st.caption("Each model's nearest corpus sentences for your queries (exact cosine search), side by side.")
-    settings = current_settings()
     corpus = corpus_ui()
     if corpus is None:
         st.stop()
@@ -76,7 +77,7 @@ def neighbours_ui() -> None:
         st.info("Choose at least one model in the sidebar.")
         st.stop()
     if not queries:
-        st.info("Type a query (one per line) to see each model's nearest sentences.", icon="✍️")
+        st.info("Type a query (one per line) to see each model's nearest sentences.", icon=":material/edit_note:")
         st.stop()
     ensure_loaded_ui(settings.keys)
     results, errors = search(queries, corpus, k, settings)
@@ -87,14 +88,15 @@ def neighbours_ui() -> None:
             for col, key in zip(st.columns(len(settings.keys)), settings.keys, strict=True):
                 with col:
                     if key in errors:
-                        st.error(f"{key} failed: {errors[key]}")
+                        st.error(f"{key} failed: {short_error(errors[key])}")
                         continue
                     one = neighbours_frame([queries[q]], corpus.texts, corpus.labels,
                                            {key: _one(results[key], q)})
                     shown = ["rank", "score", "text"] + (["label"] if corpus.labels else [])
                     st.dataframe(one[shown], hide_index=True, width="stretch", key=f"nb_top_{q}_{key}",
-                                 column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                                                "rank": st.column_config.NumberColumn("#", width="small")})
+                                 column_config={"score": st.column_config.NumberColumn(format="%.3f", width=55),
+                                                "rank": st.column_config.NumberColumn("#", width=30),
+                                                "text": st.column_config.TextColumn(width="large")})
                     warns = results[key].warnings[q]
                     if warns:
                         st.caption("⚠️ " + "; ".join(warns))

@@ -9,7 +9,15 @@ import streamlit as st
 from ui import state
 from ui.charts import label_color_map, projection_scatter
 from ui.sidebar import current_settings
-from ui.widgets import LazyProgress, bert_note_ui, corpus_ui, download_ui, ensure_loaded_ui, options_json
+from ui.widgets import (
+    LazyProgress,
+    bert_note_ui,
+    corpus_ui,
+    download_ui,
+    ensure_loaded_ui,
+    options_json,
+    short_error,
+)
 
 DEFAULT_QUERY = "My flight was cancelled, can I get my money back?"
 #: UMAP on more points takes minutes on a CPU; a seeded sample keeps the page interactive.
@@ -18,22 +26,24 @@ MAX_POINTS = 5000
 
 def projection_ui() -> None:
     """The Projection page."""
+    settings = current_settings()
     st.title("Projection")
     st.caption("Where each model puts the corpus sentences: nearby points are texts the model finds similar.")
-    settings = current_settings()
     corpus = corpus_ui()
     if corpus is None:
         st.stop()
     c1, c2, c3, c4 = st.columns([2, 1, 1, 2])
-    method = c1.segmented_control("Method", ["umap", "pca"], default="umap", key="proj_method", bind="query-params",
-                                  required=True, format_func=str.upper,
+    method = c1.segmented_control("Method", ["UMAP", "PCA"], default="UMAP", key="proj_method", bind="query-params",
+                                  required=True,
                                   help="UMAP (cosine) keeps neighbourhoods; PCA keeps global directions and is instant.")
     seed = int(c2.number_input("Seed", 0, 2**31 - 1, 42, key="proj_seed", bind="query-params",
                                help="UMAP and KMeans use it: the same seed gives the same picture."))
     colour_opts = ["label", "cluster"] if corpus.labels else ["cluster"]
     colour = c3.radio("Colour by", colour_opts, key="proj_colour", bind="query-params",
-                      format_func=lambda c: corpus.label_name if c == "label" else "KMeans cluster")
-    n_clusters = c3.slider("Clusters", 2, 20, 12, key="proj_k", bind="query-params") if colour == "cluster" else 0
+                      help=f"label: the corpus's {corpus.label_name or 'label'} column; cluster: KMeans in each model's own "
+                      "embedding space (so clusters differ between models).")
+    n_clusters = c3.slider("KMeans clusters", 2, 20, 12, key="proj_k", bind="query-params") if colour == "cluster" else 0
+    method = method.lower()
     query = c4.text_input("Query (marked ★ in every plot)", DEFAULT_QUERY, key="proj_query", bind="query-params").strip()
     if not settings.keys:
         st.info("Choose at least one model in the sidebar.")
@@ -70,7 +80,7 @@ def projection_ui() -> None:
     for j, key in enumerate(settings.keys):
         with grid[j % 2]:
             if key in errors:
-                st.error(f"{settings.labels.get(key, key)} ({key}) failed: {errors[key]}")
+                st.error(f"{settings.labels.get(key, key)} ({key}) failed: {short_error(errors[key])}")
                 continue
             xy = coords[key]
             g = labels if colour == "label" and labels else groups.get(key, ["" for _ in texts])

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.registry import Registry
+from backend.registry import PROJECT_ROOT, Registry
 from ui import state
 from ui.tables import POOLINGS, WEIGHTINGS, build_options
 from ui.theme import swatch
@@ -40,10 +40,6 @@ class Settings:
     weighting: str = "sif"
 
 
-def _layer_label(layer: int) -> str:
-    return {-1: "-1 (last)", -7: "-7 (embeddings)"}.get(layer, str(layer))
-
-
 def bert_note(registry: Registry) -> str:
     """The registry note of the BERT model ("not raw BERT: MiniLM backbone"), one line."""
     if "bert" not in registry:
@@ -63,12 +59,13 @@ def sidebar_ui() -> Settings:
         st.subheader("Models")
         chosen = st.multiselect(
             "Models to compare", keys_all, default=reg.defaults(), key="models", bind="query-params",
-            format_func=lambda k: f"{k} · {labels[k]}",
-            help="Every page shows these models side by side, each in its own colour.",
+            # No format_func on URL-bound widgets: the URL would hold the formatted text instead of the key.
+            help="Registry keys (see the Models page). Every page shows these models side by side, each in its "
+            "own colour: " + "; ".join(f"{k} = {labels[k]}" for k in keys_all),
         )
         keys = [k for k in keys_all if k in chosen]
         if keys:
-            st.markdown(" ".join(swatch(k) for k in keys), unsafe_allow_html=True)
+            st.markdown("<br>".join(swatch(k, f"<b>{k}</b> {labels[k]}") for k in keys), unsafe_allow_html=True)
         st.subheader("BERT pooling")
         pooling = st.selectbox(
             "Pooling", POOLINGS, index=POOLINGS.index(bert_opts.get("pooling", "mean")), key="pooling",
@@ -77,19 +74,19 @@ def sidebar_ui() -> Settings:
         )
         layer = st.select_slider(
             "Layer", list(range(-7, 0)), value=int(bert_opts.get("layer", -2)), key="layer", bind="query-params",
-            format_func=_layer_label, disabled=pooling == "first_last_avg",
+            disabled=pooling == "first_last_avg",
             help="hidden_states index: -1 is the last of the 6 layers, -2 the penultimate (bert-as-service's "
             "default), -7 the embedding output.",
         )
         note = bert_note(reg)
         if note:
-            st.caption(f"⚠️ **BERT here is not raw BERT.** {note}")
+            st.caption(f"⚠️ **About BERT:** {note}")
         st.subheader("Word vectors")
         weighting = st.radio(
             "Weighting", WEIGHTINGS, index=WEIGHTINGS.index(w2v_opts.get("weighting", "sif")), key="weighting",
             bind="query-params", horizontal=True,
-            format_func=lambda w: {"sif": "SIF", "mean": "plain mean"}[w],
-            help="SIF down-weights frequent words and removes the common component (Arora et al. 2017).",
+            help="sif down-weights frequent words and removes the common component (Arora et al. 2017); mean is the "
+            "plain average of the word vectors.",
         )
         _device_ui(be.device, keys)
     settings = Settings(keys, build_options(reg, keys, layer, pooling, weighting), labels, layer, pooling, weighting)
@@ -113,7 +110,22 @@ def _device_ui(device: str, keys: list[str]) -> None:
 
 
 def current_settings() -> Settings:
-    """The settings the sidebar chose on this run (pages call this; app.py draws the sidebar first)."""
+    """The settings the sidebar chose on this run (pages call this first; app.py draws the sidebar).
+
+    Streamlit runs a script from a ``pages/`` folder directly, without app.py, while its legacy multipage
+    mode is on: that mode is on when the folder exists, until the first ``st.navigation`` call (on a fresh
+    server whose first request is a deep link such as ``/batch``, and on every AppTest run). A page that
+    finds itself started that way switches the mode off and runs app.py in its place, within the same run
+    (so a button click is not lost to a rerun); app.py then runs this page again with navigation, page
+    config and sidebar in place, and the outer run stops.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        entry = PROJECT_ROOT / "app.py"
+        exec(compile(entry.read_text(encoding="utf-8"), str(entry), "exec"), {"__name__": "__main__", "__file__": str(entry)})
+        st.stop()
     s = st.session_state.get("settings")
     if s is None:
         s = sidebar_ui()

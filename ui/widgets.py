@@ -21,14 +21,23 @@ EVALUATE_PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 def ensure_loaded_ui(keys: list[str]) -> dict[str, str]:
     """Load the models a page needs, with a progress bar when any is not in memory yet.
 
+    A model that already failed to load is retried quietly (its files may have landed since), without a
+    status box on every rerun: its column shows the error.
+
     Returns
     -------
     dict
         ``{key: error}`` for models that failed to load (their columns show it; the others carry on).
     """
     be = state.backend()
-    todo = state.unloaded(keys)
     errors: dict[str, str] = {}
+    todo = state.unloaded(keys)
+    for key in [k for k in todo if k in be.load_errors]:
+        try:
+            be.model(key)
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    todo = [k for k in todo if k not in be.load_errors and k not in errors]
     if not todo:
         return errors
     with st.status(f"Loading {', '.join(todo)} (first use only)…", expanded=False) as status:
@@ -40,9 +49,10 @@ def ensure_loaded_ui(keys: list[str]) -> dict[str, str]:
             except Exception as exc:
                 errors[key] = str(exc).strip("'\"")
         bar.progress(1.0, text="done")
-        status.update(label=f"Loaded {len(todo) - len(errors)} of {len(todo)} models"
-                      + (f"; failed: {', '.join(errors)}" if errors else ""),
-                      state="error" if len(errors) == len(todo) else "complete")
+        failed = [k for k in todo if k in errors]
+        status.update(label=f"Loaded {len(todo) - len(failed)} of {len(todo)} models"
+                      + (f"; failed: {', '.join(failed)}" if failed else ""),
+                      state="error" if len(failed) == len(todo) else "complete")
     return errors
 
 
@@ -53,11 +63,19 @@ def model_header_ui(settings: Settings, errors: dict[str, str], seconds: dict[st
         with col:
             st.markdown(f"**{swatch(key, settings.labels.get(key, key))}**", unsafe_allow_html=True)
             if key in errors:
-                st.error(f"{key} failed: {errors[key]}", icon="⚠️")
+                st.error(f"failed: {short_error(errors[key])}", icon=":material/error:")
             elif seconds and key in seconds:
                 st.caption(f"`{key}` · {seconds[key] * 1000:.0f} ms")
             else:
                 st.caption(f"`{key}`")
+
+
+def short_error(message: str) -> str:
+    """A model error without the "<key> could not be loaded:" preamble and with project paths made relative."""
+    from backend.registry import PROJECT_ROOT
+
+    msg = str(message).split(" could not be loaded: ", 1)[-1]
+    return msg.replace(str(PROJECT_ROOT) + os.sep, "")
 
 
 def bert_note_ui(keys: list[str]) -> None:
@@ -65,7 +83,7 @@ def bert_note_ui(keys: list[str]) -> None:
     if "bert" in keys:
         note = bert_note(state.backend().registry)
         if note:
-            st.caption(f"⚠️ **BERT here is not raw BERT.** {note}")
+            st.caption(f"⚠️ **About BERT:** {note}")
 
 
 def download_ui(frame: pd.DataFrame, file_name: str, key: str, label: str = "Download CSV",
