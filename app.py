@@ -11,7 +11,7 @@ import os
 
 import streamlit as st
 
-from ui.sidebar import sidebar_ui
+from ui.sidebar import hardware_ui, sidebar_ui
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,5 +29,10 @@ if os.path.exists(os.path.join(HERE, "pages", "evaluate.py")):
     pages.insert(4, st.Page("pages/evaluate.py", title="Evaluation lab", icon=":material/science:", url_path="evaluate"))
 
 page = st.navigation(pages)
-sidebar_ui()
-page.run()
+settings = sidebar_ui()
+try:
+    page.run()
+finally:
+    # After the page, so the sidebar's device/precision line covers the models the page just loaded (also
+    # when the page stopped early with st.stop()).
+    hardware_ui(settings.keys)

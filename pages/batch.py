@@ -168,8 +168,8 @@ def result_ui(result: dict[str, Any], label: str | None, settings: Settings, cur
         metrics = label_metrics(out, label, [k for k in keys if k not in result["errors"]])
         if len(metrics):
             st.subheader(f"Agreement with {label!r}")
-            metrics_shown = metrics.assign(model=[settings.labels.get(k, k) for k in metrics["model"]])
-            c1, c2 = st.columns([1, 2])
+            metrics_shown = metrics
+            c1, c2 = st.columns([2, 3])
             c1.dataframe(metrics_shown, hide_index=True, width="stretch", key="batch_metrics",
                          column_config={"value": st.column_config.NumberColumn(format="%.3f")})
             with c1:

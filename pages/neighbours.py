@@ -97,6 +97,9 @@ def neighbours_ui() -> None:
                                  column_config={"score": st.column_config.NumberColumn(format="%.3f", width=55),
                                                 "rank": st.column_config.NumberColumn("#", width=30),
                                                 "text": st.column_config.TextColumn(width="large")})
+                    if state.backend().registry[key].family == "esim":
+                        st.caption("ESIM ranks here by the cosine of its encoder vectors; turn on the rerank for its "
+                                   "real pair score.")
                     warns = results[key].warnings[q]
                     if warns:
                         st.caption("⚠️ " + "; ".join(warns))

@@ -271,3 +271,9 @@ def test_models_page_cards_and_speed():
     labels = [m.label for m in at.metric]
     assert "latency, one pair" in labels
 
+
+
+def test_batch_large_file_announces_chunks():
+    rows = "sentence1,sentence2\n" + "a cat,a dog\n" * 100_001
+    at = _batch(rows.encode(), "big.csv")
+    assert any("in chunks of" in i.value and "estimated from the first chunk" in i.value for i in at.info)

@@ -93,7 +93,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1800}, accept_downloads=True)
     p = ctx.new_page()
     p.set_default_timeout(SLOW_MS)
     yield p
@@ -146,17 +146,23 @@ def test_compare_one_pair_one_score_per_model(server, page):
     assert len(numbers) + errors >= len(keys)
     assert len(numbers) >= len(keys) - errors
     assert "Not raw BERT" in page.content()
+    # the default page, as a first-time visitor sees it
+    page.goto(f"{server}/")
+    settle(page)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     shot(page, "compare")
 
 
 def test_compare_preset_dark_theme(server, browser):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1300}, color_scheme="dark")
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1800}, color_scheme="dark")
     p = ctx.new_page()
     p.set_default_timeout(SLOW_MS)
     try:
-        p.goto(f"{server}/?preset=Word+order")
+        p.goto(f"{server}/?preset=Word+order&pooling=cls")
         settle(p)
         p.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+        # URL-bound widgets keep their non-default values in the address a person would copy
+        assert "preset=Word+order" in p.url and "pooling=cls" in p.url
         shot(p, "compare_dark")
     finally:
         ctx.close()

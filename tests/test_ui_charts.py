@@ -242,6 +242,8 @@ def test_model_facts_and_counts():
     assert facts["layer / pooling"] == "-2 of 6 / mean"
     assert facts["load time"] == "1.50 s"
     assert dict(tables.model_facts({"family": "w2v", "max_tokens": None}))["max tokens"] == "no limit"
+    esim = dict(tables.model_facts({"family": "esim", "score": "native", "dev_spearman": 0.76941}))
+    assert esim["score"] == "native" and esim["STS-B dev Spearman"] == "0.769"
     assert tables.format_count(None) == "—" and tables.format_count(384) == "384"
 
 

@@ -59,10 +59,10 @@ def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, st
     values = pd.concat([pd.to_numeric(frame[f"score_{k}"], errors="coerce") for k in keys if f"score_{k}" in frame] or [pd.Series(dtype=float)])
     low = float(min(0.0, np.nanmin(values))) if values.notna().any() else 0.0
     fig.update_layout(
-        title="Similarity per pair and model", barmode="group", bargap=0.25, legend_title_text="model",
+        title="Similarity per pair and model", barmode="group", bargap=0.25,
         xaxis_title="pair (hover for the sentences)", yaxis_title="similarity (cosine; ESIM: probability)",
         yaxis_range=[low - 0.05 if low < 0 else 0, 1.1], margin={"t": 60, "b": 40},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, title_y=0.97,
     )
     return fig
 
@@ -153,7 +153,7 @@ def projection_scatter(
     fig.update_layout(
         title={"text": f"<span style='color:{model_color(key)}'>■</span> {title}"},
         xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", legend_title_text=group_title,
-        margin={"t": 60, "l": 10, "r": 10, "b": 10}, height=460,
+        margin={"t": 60, "l": 10, "r": 10, "b": 10}, height=540, legend_font_size=11,
     )
     # Projection axes have no units: hide the tick numbers rather than invite reading them.
     fig.update_xaxes(showticklabels=False)

@@ -88,25 +88,26 @@ def sidebar_ui() -> Settings:
             help="sif down-weights frequent words and removes the common component (Arora et al. 2017); mean is the "
             "plain average of the word vectors.",
         )
-        _device_ui(be.device, keys)
     settings = Settings(keys, build_options(reg, keys, layer, pooling, weighting), labels, layer, pooling, weighting)
     st.session_state["settings"] = settings
     return settings
 
 
-def _device_ui(device: str, keys: list[str]) -> None:
-    """Device and precision of the models in memory (never loads one just to say so)."""
+def hardware_ui(keys: list[str]) -> None:
+    """Device and precision of the models in memory, at the foot of the sidebar (never loads a model).
+
+    app.py draws it after the page has run, so it lists the models that page has just loaded.
+    """
+    device = state.backend().device
     dtypes = {}
     for k in keys:
         info = state.loaded_info(k)
         if info:
             dtypes[k] = info.get("dtype", "?")
-    st.subheader("Hardware")
-    if dtypes:
-        precision = ", ".join(f"{k} {v}" for k, v in dtypes.items())
-    else:
-        precision = "shown once the models are loaded"
-    st.caption(f"Device **{device}** · precision: {precision}")
+    precision = ", ".join(f"{k} {v}" for k, v in dtypes.items()) if dtypes else "shown once the models are loaded"
+    with st.sidebar:
+        st.subheader("Hardware")
+        st.caption(f"Device **{device}** · precision: {precision}")
 
 
 def current_settings() -> Settings:

@@ -129,7 +129,7 @@ def settings_text(info: Mapping[str, Any] | None) -> str:
     if family == "sbert":
         return f"{info.get('pooling', 'mean pooling')}, ≤{info.get('max_tokens')} tokens"
     if family == "esim":
-        return "cross-encoder: reads both sentences together"
+        return f"cross-encoder: reads both sentences together, ≤{info.get('max_tokens')} tokens each"
     return ""
 
 
@@ -418,6 +418,10 @@ def model_facts(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         facts.append(("weighting", f"{info['weighting']}" + (", PC removed" if info.get("principal_component_removed") else "")))
     if "vocabulary" in info:
         facts.append(("vocabulary", format_count(info["vocabulary"])))
+    if "score" in info:
+        facts.append(("score", str(info["score"])))
+    if info.get("dev_spearman") is not None:
+        facts.append(("STS-B dev Spearman", f"{info['dev_spearman']:.3f}"))
     facts += [
         ("device", str(info.get("device", ""))),
         ("dtype", str(info.get("dtype", "—"))),

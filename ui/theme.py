@@ -24,11 +24,12 @@ MODEL_COLORS: dict[str, str] = {
 SPARE_COLORS: tuple[str, ...] = ("#D55E00", "#0072B2", "#F0E442", "#999999", "#8C564B", "#17BECF", "#BCBD22")
 
 #: categorical colours for corpus labels and clusters in the projection plots (kept apart from the
-#: model colours' role: there, colour means "topic", not "model").
+#: model colours' role: there, colour means "topic", not "model"). D3's category10, then the light
+#: variants of its first hues from category20: 12 topics get 12 hues that stay apart, none of them the
+#: query marker's yellow.
 LABEL_COLORS: tuple[str, ...] = (
-    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B",
-    "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC", "#1F77B4", "#2CA02C",
-    "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+    "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F",
+    "#BCBD22", "#17BECF", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896", "#C5B0D5", "#C49C94",
 )
 
 #: the query marker in projection plots: a colour no label uses, with an outline for both themes.
