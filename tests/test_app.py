@@ -277,3 +277,17 @@ def test_batch_large_file_announces_chunks():
     rows = "sentence1,sentence2\n" + "a cat,a dog\n" * 100_001
     at = _batch(rows.encode(), "big.csv")
     assert any("in chunks of" in i.value and "estimated from the first chunk" in i.value for i in at.info)
+
+
+def test_neighbours_on_an_uploaded_txt_corpus():
+    at = app("pages/neighbours.py")
+    at.radio(key="corpus_source").set_value("upload").run()
+    assert any("Upload a file" in i.value for i in at.info)
+    corpus = "\n".join(["How do I reset my password?", "The weather is sunny.", "I lost my login details.",
+                        "Bananas are yellow.", "Rain is expected tomorrow."]).encode()
+    at.file_uploader(key="corpus_file").set_value(("corpus.txt", corpus, "text/plain")).run()
+    assert not at.exception
+    at.text_area(key="nb_queries").set_value("I forgot my password").run()
+    tops = [d.value for d in at.dataframe if "rank" in d.value.columns]
+    assert tops and all(t["text"].iloc[0] in ("How do I reset my password?", "I lost my login details.") for t in tops)
+    assert "label" not in tops[0].columns  # a .txt corpus has no label column

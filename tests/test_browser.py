@@ -136,6 +136,7 @@ def test_compare_one_pair_one_score_per_model(server, page):
     # One bar trace per model in the chart; a failed model shows its error instead of a number.
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.wait_for()
+    print(f"scores of a fresh server's first pair shown after {time.perf_counter() - t0:.1f} s")
     legend = [t.text_content() for t in chart.locator(".legendtext").all()]
     assert len(legend) == len(keys)
     errors = page.locator('[data-testid="stAlert"]:has-text("failed")').count()
