@@ -2,54 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import streamlit as st
 
-from backend.base import SentenceModel
 from ui import state
 from ui.sidebar import current_settings
-from ui.tables import model_facts
+from ui.tables import measure_speed, model_facts
 from ui.theme import swatch
 from ui.widgets import ensure_loaded_ui, short_error
-
-#: sentences timed for throughput: enough batches to amortise start-up, few enough to finish in seconds.
-BENCH_SENTENCES = 256
-
-
-def measure(key: str, options: dict | None) -> dict[str, float]:
-    """Latency of one pair and throughput, timed on the model itself (the Backend's vector cache bypassed).
-
-    Returns
-    -------
-    dict
-        ``latency_ms`` (median of 5 single-pair calls), ``per_second`` and ``unit`` ("sentences" for
-        encoders, "pairs" for pair scorers such as ESIM).
-    """
-    be = state.backend()
-    model = be.model(key, **(options or {}))
-    corpus = state.demo_corpus()["text"].tolist()
-    rng = np.random.default_rng(int(time.time()))
-    # Texts not seen before in this form: a counter suffix defeats any cache below the model.
-    texts = [f"{corpus[i]} ({n})" for n, i in enumerate(rng.integers(0, len(corpus), BENCH_SENTENCES))]
-    # ESIM scores pairs natively (a cross-encoder): time it on pairs, the encoders on sentences.
-    native = type(model).score_detailed is not SentenceModel.score_detailed
-    lat = []
-    for n in range(5):
-        t0 = time.perf_counter()
-        model.score_detailed([texts[n]], [texts[-n - 1]])
-        lat.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    if model.can_encode and not native:
-        model.encode(texts)
-        unit = "sentences"
-    else:
-        model.score_detailed(texts[: BENCH_SENTENCES // 2], texts[BENCH_SENTENCES // 2 :])
-        unit = "pairs"
-    spent = time.perf_counter() - t0
-    count = BENCH_SENTENCES if unit == "sentences" else BENCH_SENTENCES // 2
-    return {"latency_ms": float(np.median(lat) * 1000), "per_second": count / spent, "unit": unit}
 
 
 def card_ui(key: str, options: dict | None, label: str) -> None:
@@ -75,7 +34,8 @@ def card_ui(key: str, options: dict | None, label: str) -> None:
             (st.warning if key == "bert" else st.caption)(" ".join(info["note"].split()))
         if st.button("Measure speed", key=f"models_bench_{key}", help="Latency of one pair and throughput on fresh texts"):
             with st.spinner(f"Timing {key}…"):
-                st.session_state[f"models_speed_{key}"] = measure(key, options)
+                corpus = state.demo_corpus()["text"].tolist()
+                st.session_state[f"models_speed_{key}"] = measure_speed(state.backend().model(key, **(options or {})), corpus)
         speed = st.session_state.get(f"models_speed_{key}")
         if speed:
             m1, m2 = st.columns(2)

@@ -247,6 +247,39 @@ def test_model_facts_and_counts():
     assert tables.format_count(None) == "—" and tables.format_count(384) == "384"
 
 
+def test_measure_speed_units_and_fresh_texts():
+    from backend.base import Encoding, PairScores, SentenceModel
+
+    seen: list[str] = []
+
+    class FakeEncoder:
+        """Scores by cosine like every encoder (the base class's scorer), so it is timed on sentences."""
+
+        key, can_encode = "fake", True
+        score_detailed = SentenceModel.score_detailed
+
+        def encode_detailed(self, texts, batch_size=None, show_progress_bar=False, progress=None):
+            unit = np.full((len(texts), 2), np.sqrt(0.5), dtype=np.float32)
+            return Encoding(unit, np.ones(len(texts), bool), [[] for _ in texts])
+
+        def encode(self, texts):
+            seen.extend(texts)
+            return self.encode_detailed(texts).vectors
+
+    class FakeCrossEncoder:
+        """Scores pairs itself (like ESIM), so it is timed on pairs."""
+
+        can_encode = True
+
+        def score_detailed(self, a, b, batch_size=None, progress=None):
+            return PairScores(np.zeros(len(a), np.float32), [[] for _ in a])
+
+    out = tables.measure_speed(FakeEncoder(), ["one", "two"], n=8, seed=0)
+    assert out["unit"] == "sentences" and out["per_second"] > 0 and out["latency_ms"] >= 0
+    assert len(seen) == len(set(seen)) == 8  # every timed text is new (no cache can answer)
+    assert tables.measure_speed(FakeCrossEncoder(), ["one"], n=8, seed=0)["unit"] == "pairs"
+
+
 # ------------------------------------------------------------------------------------------- charts
 def test_score_bars_one_trace_per_model_in_its_colour():
     f = pd.DataFrame({"pair": [1, 2], "sentence_a": ["a", "b"], "sentence_b": ["c", "d"],

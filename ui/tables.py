@@ -390,6 +390,50 @@ def empty_cells(frame: pd.DataFrame, a_col: str, b_col: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------- models
+#: sentences timed for throughput: enough batches to amortise start-up, few enough to finish in seconds.
+BENCH_SENTENCES = 256
+
+
+def measure_speed(model: Any, corpus: Sequence[str], n: int = BENCH_SENTENCES, seed: int | None = None) -> dict[str, Any]:
+    """Latency of one pair and throughput of ``model``, timed on the model itself (no Backend cache).
+
+    Parameters
+    ----------
+    model : SentenceModel
+        A loaded model (``Backend.model(key, **options)``).
+    corpus : sequence of str
+        Realistic sentences to sample from (the demo corpus).
+    n : int
+        Sentences timed for throughput (``n // 2`` pairs for a pair scorer).
+
+    Returns
+    -------
+    dict
+        ``latency_ms`` (median of 5 single-pair calls), ``per_second`` and ``unit``: "sentences" for
+        encoders, "pairs" for native pair scorers (ESIM reads two sentences per call).
+    """
+    from backend.base import SentenceModel
+
+    rng = np.random.default_rng(seed if seed is not None else time.time_ns() % 2**32)
+    # A counter suffix makes every text new, so no cache anywhere below the model can answer.
+    texts = [f"{corpus[i]} ({j})" for j, i in enumerate(rng.integers(0, len(corpus), n))]
+    native = type(model).score_detailed is not SentenceModel.score_detailed
+    latencies = []
+    for j in range(5):
+        t0 = time.perf_counter()
+        model.score_detailed([texts[j]], [texts[-j - 1]])
+        latencies.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    if model.can_encode and not native:
+        model.encode(texts)
+        unit, count = "sentences", n
+    else:
+        model.score_detailed(texts[: n // 2], texts[n // 2 :])
+        unit, count = "pairs", n // 2
+    spent = max(time.perf_counter() - t0, 1e-9)
+    return {"latency_ms": float(np.median(latencies) * 1000), "per_second": count / spent, "unit": unit}
+
+
 def format_count(n: int | None) -> str:
     """``22.7 M``, ``40.0 M``, ``384`` (None -> "—")."""
     if n is None:
