@@ -1,0 +1,272 @@
+"""ESIM as a dashboard model: a native pair scorer (cross-encoder) that can also give sentence vectors.
+
+The score of a pair is ESIM's own output, ``sigmoid(logit)`` in [0, 1] (the network was trained on
+``score / 5`` for STS data), **not** a cosine. :meth:`ESIMModel.encode` returns the "ESIM encoder vector":
+the input-encoding BiLSTM states of one sentence, masked mean + max pooled and L2-normalised; it is a by-product
+for the embedding map, not what the pair score is computed from.
+
+Weights come from a checkpoint folder (``model.safetensors`` + ``config.json`` + ``vocab.txt``) written by
+``python -m backend.esim train``; nothing is unpickled. Text-handling settings (``max_len``, tokenisation) live
+in that ``config.json``, so a checkpoint always reads text the way it was trained to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.base import (
+    Encoding,
+    PairScores,
+    ProgressFn,
+    SentenceModel,
+    length_sorted_batches,
+    normalize_rows,
+)
+from backend.esim.model import load_checkpoint, pad_batch, predict_ids
+from backend.registry import ModelSpec
+from backend.text import clean_text
+
+NO_WORDS = "no words found (only punctuation, emoji or symbols)"
+ALL_UNKNOWN = "every token was unknown to ESIM's vocabulary"
+
+
+class ESIMModel(SentenceModel):
+    """ESIM checkpoint wrapped in the :class:`~backend.base.SentenceModel` interface.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Registry entry; ``spec.resolve_source()`` is the checkpoint folder.
+    device : str
+        ``"cpu"`` (fp32) or ``"cuda[:i]"`` (bf16/fp16 autocast, fp32 scores).
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or one of its files is missing (the message names it).
+    ValueError
+        The files do not fit together.
+    """
+
+    can_encode = True
+    can_score = True
+    default_batch_size = 128
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
+        super().__init__(spec, device)
+        t0 = time.perf_counter()
+        self.net, self.vocab = load_checkpoint(spec.resolve_source(), device)
+        self.config = self.net.config
+        self.languages = {"zh": ("zh",), "en": ("en",)}.get(spec.language, ("en", "zh"))
+        self._autocast: torch.dtype | None = None
+        if device.startswith("cuda"):
+            from backend.devices import pick_dtype
+
+            # Half precision halves the GPU's memory traffic; the sigmoid and the scores stay fp32.
+            self._autocast = pick_dtype(device)
+        self.load_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------------------------------ facts
+    @property
+    def dim(self) -> int:
+        """Size of the ESIM encoder vector: mean + max of a 2 x hidden BiLSTM."""
+        return 4 * self.config.hidden_size
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens read per sentence; the rest is truncated with a warning."""
+        return int(self.config.max_len)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        training = dict(self.config.training)
+        out.update(
+            dim=self.dim,
+            vector="ESIM encoder vector (input-encoding BiLSTM, mean + max pooled, L2-normalised)",
+            score="native ESIM score (sigmoid output in [0, 1]), not a cosine",
+            parameters=self.net.num_parameters(),
+            max_tokens=self.max_tokens,
+            dtype="fp32" if self._autocast is None else f"fp32 weights, {str(self._autocast).split('.')[-1]} autocast",
+            vocabulary=len(self.vocab),
+            tokens="characters" if self.config.language == "zh" and self.config.chinese == "char" else "words",
+            objective=self.config.objective,
+            dev_spearman=training.get("dev_spearman"),
+            embeddings=training.get("embeddings"),
+            seed=training.get("seed"),
+        )
+        return out
+
+    # ------------------------------------------------------------------------------------- tokenising
+    def _prepare(self, text: str) -> tuple[list[str], list[int], list[str]]:
+        """Tokens (after truncation), their ids and warnings for one cleaned, non-empty text."""
+        warnings: list[str] = []
+        toks = self.vocab.tokenize(text)
+        if not toks:
+            return [], [], [NO_WORDS]
+        if len(toks) > self.max_tokens:
+            warnings.append(
+                f"truncated at token {self.max_tokens + 1} of {len(toks)} ({toks[self.max_tokens]!r}): "
+                f"ESIM reads the first {self.max_tokens} tokens"
+            )
+            toks = toks[: self.max_tokens]
+        ids = self.vocab.ids(toks)
+        unknown = [t for t, i in zip(toks, ids, strict=True) if i == 1]
+        if len(unknown) == len(toks):
+            warnings.append(ALL_UNKNOWN)
+        elif unknown:
+            shown = ", ".join(dict.fromkeys(unknown[:8]))
+            warnings.append(f"unknown to ESIM's vocabulary: {shown}{' …' if len(unknown) > 8 else ''}")
+        return toks, ids, warnings
+
+    # --------------------------------------------------------------------------------------- scoring
+    def score_detailed(
+        self,
+        a: Sequence[str],
+        b: Sequence[str],
+        batch_size: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> PairScores:
+        """Native ESIM similarity of each pair ``(a[i], b[i])``, in [0, 1].
+
+        Parameters
+        ----------
+        a, b : sequence of str
+            Aligned texts (same length).
+        batch_size : int, optional
+            Pairs per forward pass (default 128); pairs are sorted by length and scores restored to input order.
+        progress : callable, optional
+            ``progress(done, total)``.
+
+        Returns
+        -------
+        PairScores
+            NaN (with a warning) where a side is empty or has no words.
+        """
+        a, b = list(a), list(b)
+        if len(a) != len(b):
+            raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
+        prepared: dict[str, tuple[list[int], list[str]]] = {}
+
+        def prep(raw: object) -> tuple[list[int], list[str]]:
+            text = clean_text(raw)
+            if text not in prepared:
+                if not text:
+                    prepared[text] = ([], ["empty text: no score"])
+                else:
+                    _, ids, warns = self._prepare(text)
+                    if not ids:
+                        warns = [f"{warns[0]}: no score"]
+                    prepared[text] = (ids, self._language_warnings(text) + warns)
+            return prepared[text]
+
+        n = len(a)
+        scores = np.full(n, np.nan, dtype=np.float32)
+        warnings: list[list[str]] = []
+        ok: list[int] = []
+        ids_a: list[list[int]] = []
+        ids_b: list[list[int]] = []
+        for i in range(n):
+            (xa, wa), (xb, wb) = prep(a[i]), prep(b[i])
+            warnings.append([f"A: {w}" for w in wa] + [f"B: {w}" for w in wb])
+            if xa and xb:
+                ok.append(i)
+                ids_a.append(xa)
+                ids_b.append(xb)
+        if ok:
+            with self.lock, torch.inference_mode():
+                sims = predict_ids(
+                    self.net, ids_a, ids_b, batch_size or self.default_batch_size, self.device, self._autocast, progress
+                )
+            scores[np.asarray(ok)] = sims.numpy()
+        elif progress is not None:
+            progress(n, n)
+        return PairScores(scores, warnings, self.key)
+
+    def rerank(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        """Score one query against every candidate in a single batch.
+
+        Returns
+        -------
+        np.ndarray, shape (len(candidates),), float32
+            Similarities in candidate order (NaN for empty candidates); sort them to rank.
+        """
+        candidates = list(candidates)
+        if not candidates:
+            return np.zeros(0, dtype=np.float32)
+        return self.score_detailed([query] * len(candidates), candidates, batch_size=len(candidates)).scores
+
+    def align(self, a: str, b: str) -> dict[str, Any]:
+        """ESIM's soft alignment of two texts, for a heatmap.
+
+        Returns
+        -------
+        dict
+            ``tokens_a``, ``tokens_b`` (lists of str, after truncation), ``matrix`` (np.ndarray of shape
+            (len_a, len_b), float32: row i is token i of ``a``'s attention over ``b``, summing to 1),
+            ``score`` (float, NaN when undefined) and ``warnings`` (list of str).
+        """
+        out: dict[str, Any] = {"warnings": []}
+        sides = []
+        for tag, raw in (("A", a), ("B", b)):
+            text = clean_text(raw)
+            if not text:
+                toks, ids, warns = [], [], ["empty text: no score"]
+            else:
+                toks, ids, warns = self._prepare(text)
+            out["warnings"].extend(f"{tag}: {w}" for w in warns)
+            sides.append((toks, ids))
+        (ta, ia), (tb, ib) = sides
+        out.update(tokens_a=ta, tokens_b=tb, matrix=np.zeros((len(ta), len(tb)), dtype=np.float32), score=float("nan"))
+        if ia and ib:
+            with self.lock, torch.inference_mode():
+                xa, la = pad_batch([ia], self.device)
+                xb, lb = pad_batch([ib], self.device)
+                res = self.net(xa, la, xb, lb)  # fp32 even on a GPU: one pair, and the heatmap should be exact
+            out["matrix"] = res.attention[0].float().cpu().numpy()
+            out["score"] = float(torch.sigmoid(res.logits.float())[0])
+        return out
+
+    # -------------------------------------------------------------------------------------- encoding
+    def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
+        n = len(texts)
+        vectors = np.zeros((n, self.dim), dtype=np.float32)
+        valid = np.zeros(n, dtype=bool)
+        warnings: list[list[str]] = []
+        ids: list[list[int]] = []
+        for text in texts:
+            _, x, warns = self._prepare(text)
+            ids.append(x)
+            warnings.append([f"{warns[0]}: no vector"] if not x else warns)
+        todo = [i for i in range(n) if ids[i]]
+        batches = length_sorted_batches([len(ids[i]) for i in todo], batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"encode {self.key}")
+        done = 0
+        with self.lock, torch.inference_mode():
+            for batch in batches:
+                rows = [todo[j] for j in batch]
+                x, lengths = pad_batch([ids[i] for i in rows], self.device)
+                if self._autocast is not None:
+                    with torch.autocast(device_type="cuda", dtype=self._autocast):
+                        v = self.net.sentence_vector(x, lengths)
+                else:
+                    v = self.net.sentence_vector(x, lengths)
+                unit, nonzero = normalize_rows(v.float().cpu().numpy())
+                vectors[rows] = unit
+                valid[rows] = nonzero
+                done += len(rows)
+                if progress is not None:
+                    progress(done, len(todo))
+        return Encoding(vectors, valid, warnings)
+
+
+def build(spec: ModelSpec, device: str) -> ESIMModel:
+    """Family entry point used by the backend."""
+    return ESIMModel(spec, device)
