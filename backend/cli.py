@@ -110,10 +110,12 @@ def resolve_pair_columns(frame: pd.DataFrame, a_col: str | None, b_col: str | No
 
 
 def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str],
-                progress: Callable[[int, int], None] | None = None, chunk: int = 2048) -> tuple[pd.DataFrame, dict[str, str]]:
+                progress: Callable[[int, int], None] | None = None, chunk: int = 2048,
+                options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """Add ``score_<key>`` columns to a copy of ``frame``, chunk by chunk; returns (frame, errors per model).
 
     A failing model gets an empty column and an entry in the error dict; the others are unaffected.
+    ``options`` holds per-model runtime options (``{"bert": {"layer": -1}}``).
     """
     out = frame.copy()
     a = out[a_col].tolist()
@@ -131,7 +133,7 @@ def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str]
                 # Within a chunk the model reports texts encoded (about two per pair): scale to pairs.
                 def sub(d: int, t: int, base: int = done, size: int = size) -> None:
                     progress(base + int(size * min(d, t) / max(t, 1)), total)
-            r = be.score_pairs(key, a[s : s + chunk], b[s : s + chunk], progress=sub)
+            r = be.score_pairs(key, a[s : s + chunk], b[s : s + chunk], (options or {}).get(key), progress=sub)
             if r.error:
                 errors[key] = r.error
                 break

@@ -266,7 +266,18 @@ class Backend:
             used = [key] * len(a)
             details: list[dict[str, Any]] = [{} for _ in a]
             for k, idx in groups.items():
-                m = self.model(k, **(options or {})) if k == key else self.model(k)
+                fallback_note = None
+                if k == key:
+                    m = self.model(k, **(options or {}))
+                else:
+                    try:
+                        m = self.model(k)
+                    except ModelLoadError as exc:
+                        # A broken variant must not cost the other pairs their scores: the requested model
+                        # scores these pairs too, and says why.
+                        m = self.model(key, **(options or {}))
+                        fallback_note = f"{k} unavailable ({exc}); scored by {key} instead"
+                        k = key
                 ps = self._score_with(m, [a[i] for i in idx], [b[i] for i in idx], progress)
                 for j, i in enumerate(idx):
                     scores[i] = ps.scores[j]
@@ -274,6 +285,8 @@ class Backend:
                     used[i] = k
                     if k != key:
                         warnings[i].append(f"scored by {k} (the {self.registry[k].language} variant of {key})")
+                    if fallback_note:
+                        warnings[i].append(fallback_note)
             return ModelResult(key, scores, warnings, used, None, time.perf_counter() - t0, details)
         except Exception as exc:
             return ModelResult(key, None, [[] for _ in a], [key] * len(a), _describe(exc), time.perf_counter() - t0)

@@ -142,3 +142,15 @@ def test_concurrent_sessions_get_consistent_scores(backend):
         outs = list(pool.map(lambda _: backend.score_pairs("bert", a, b).scores, range(4)))
     for o in outs:
         np.testing.assert_allclose(o, ref, atol=1e-5)
+
+
+def test_broken_language_variant_falls_back_for_its_pairs_only(tmp_path):
+    reg = Registry.load()
+    reg.add(ModelSpec(key="zh-broken", family="w2v", label="x", source="path:models/nothing-here", language="zh"))
+    reg.add(ModelSpec(key="w2v-routed", family="w2v", label="w2v", source=reg["w2v"].source,
+                      options=reg["w2v"].options, variants={"zh": "zh-broken"}))
+    be = Backend(reg, device="cpu")
+    r = be.score_pairs("w2v-routed", ["a cat sleeps", "猫在睡觉"], ["the cat is asleep", "一只猫在睡觉"])
+    assert r.error is None and np.isfinite(r.scores[0])
+    assert r.used == ["w2v-routed", "w2v-routed"]
+    assert any("zh-broken unavailable" in w for w in r.warnings[1]) and not r.warnings[0]
