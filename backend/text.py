@@ -18,7 +18,7 @@ Language = Literal["en", "zh", "mixed", "unknown"]
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 # English words: lower-cased letters/digits with inner apostrophes or hyphens ("don't", "e-mail").
-_EN_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
+EN_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
 # Penn-Treebank-style contractions, as GloVe's (Stanford) tokenizer produced its vocabulary: "don't" ->
 # "do" "n't", "it's" -> "it" "'s". GloVe has vectors for "n't" and "'s", not for "don't".
 EN_WORD_PTB = r"[a-z0-9]+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|[a-z0-9]+(?:-[a-z0-9]+)*"
@@ -127,7 +127,7 @@ def tokenize(
         lang = detect_language(text)
     if lang in ("en", "unknown") and not has_cjk(text):
         low = text.lower().replace("’", "'")
-        return (_EN_WORD_PTB if contractions else _EN_WORD).findall(low)
+        return (_EN_WORD_PTB if contractions else EN_WORD).findall(low)
     if chinese == "char":
         out: list[str] = []
         for piece in re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+", text):

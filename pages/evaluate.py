@@ -557,7 +557,7 @@ def esim_train_ui() -> None:
                 job.report(epoch / total, f"epoch {epoch}/{total}: {shown}", m)
 
             job.report(0.0, "building the vocabulary")
-            return train_esim(train, None, out_dir, lang=lang, epochs=epochs, seed=seed, embeddings=emb,
+            return train_esim(train, None, out_dir, lang=lang, epochs=epochs, seed=seed, embeddings=emb, threads=None,
                               progress=progress, should_stop=job.should_stop)
 
         start_job("esim", fn)

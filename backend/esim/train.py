@@ -33,7 +33,7 @@ from backend.esim.model import (
     predict_ids,
     save_checkpoint,
 )
-from backend.text import _EN_WORD
+from backend.text import EN_WORD
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 """``progress(epoch, total_epochs, metrics)`` after each epoch."""
@@ -195,7 +195,7 @@ def build_vocabulary(
         for w in kv.index_to_key:
             if len(extra) >= glove_top_k:
                 break
-            if w is not None and w not in seen and _EN_WORD.fullmatch(w):
+            if w is not None and w not in seen and EN_WORD.fullmatch(w):
                 extra.append(w)
         itos = [PAD, UNK, *words, *extra]
         std = float(np.asarray(kv.vectors[kv.key_to_index["the"]]).std()) if "the" in kv.key_to_index else 0.4
@@ -291,7 +291,7 @@ def train_esim(
     batch_size: int = 32,
     lr: float = 4e-4,
     patience: int = 4,
-    threads: int = 1,
+    threads: int | None = 1,
     glove_top_k: int = 50_000,
     min_count: int = 2,
     self_pairs: float = 0.0,
@@ -323,8 +323,10 @@ def train_esim(
         Chinese tokens: characters or jieba words.
     batch_size, lr, patience : int, float, int
         Adam with a constant learning rate; stop after ``patience`` epochs without a better dev score.
-    threads : int
+    threads : int or None
         torch CPU threads during training (restored afterwards); 1 keeps runs reproducible and polite.
+        ``None`` leaves the setting alone: torch's thread count is process-wide, so the dashboard passes None
+        rather than slow every other session's inference down while a training runs in the background.
     glove_top_k, min_count : int
         Vocabulary sizing (see :func:`build_vocabulary`).
     self_pairs : float
@@ -384,7 +386,8 @@ def train_esim(
         cfg.freeze_embeddings = False  # random vectors must be learnt
 
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -485,7 +488,8 @@ def train_esim(
         model.config = cfg
         out = save_checkpoint(model, vocab, out_dir)
     finally:
-        torch.set_num_threads(old_threads)
+        if threads is not None:
+            torch.set_num_threads(old_threads)
     return TrainResult(out, best_epoch, best, history, seconds, cfg, stopped, notes)
 
 

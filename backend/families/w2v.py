@@ -82,7 +82,8 @@ def load_glove_kumo(folder: str) -> KeyedVectors:
     matrix = np.load(npy).astype(np.float32, copy=False)
     if len(words) != matrix.shape[0]:
         raise ValueError(f"{index.name} has {len(words)} words but {npy.name} has {matrix.shape[0]} rows")
-    kv = KeyedVectors(matrix.shape[1], count=len(words), dtype=np.float32)
+    # count=0: add_vectors appends, so a pre-sized table would keep 400k empty rows in front of the words.
+    kv = KeyedVectors(matrix.shape[1], count=0, dtype=np.float32)
     kv.add_vectors(words, matrix)
     return kv
 
