@@ -126,7 +126,7 @@ def test_sidebar_options_reach_the_backend():
 
 
 def test_query_params_restore_the_comparison():
-    at = app(models=["w2v", "sbert"], a="A man is playing a guitar.", b="Someone plays an instrument.", layer="-1",
+    at = app(models=["w2v", "sbert"], a="An old man strums a guitar on his porch.", b="Someone plays an instrument.", layer="-1",
              pooling="max", weighting="mean")
     assert at.sidebar.multiselect(key="models").value == ["w2v", "sbert"]
     assert at.sidebar.select_slider(key="layer").value == -1
@@ -134,11 +134,11 @@ def test_query_params_restore_the_comparison():
     assert at.sidebar.radio(key="weighting").value == "mean"
     assert at.selectbox(key="preset").value == "(my own pairs)"
     scores = frame_with(at, "score_sbert")
-    assert scores["sentence_a"].tolist() == ["A man is playing a guitar."]
+    assert scores["sentence_a"].tolist() == ["An old man strums a guitar on his porch."]
     assert [c for c in scores.columns if c.startswith("score_")] == ["score_w2v", "score_sbert"]
     assert scores[["score_w2v", "score_sbert"]].notna().all().all()
     # own pairs stay in the URL, and editing them away removes them
-    assert at.query_params.get("a") in ("A man is playing a guitar.", ["A man is playing a guitar."])
+    assert at.query_params.get("a") in ("An old man strums a guitar on his porch.", ["An old man strums a guitar on his porch."])
     at.selectbox(key="preset").set_value(next(iter(PRESETS))).run()
     assert "a" not in at.query_params and "b" not in at.query_params
 

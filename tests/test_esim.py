@@ -267,9 +267,9 @@ def esim_en():
 
 @needs_en
 def test_shipped_en_ranks_paraphrase_above_unrelated(esim_en):
-    s = esim_en.score(["A man is playing a guitar."] * 2, ["Someone plays the guitar.", "A woman is slicing an onion."])
+    s = esim_en.score(["An old man strums a guitar on his porch."] * 2, ["On the porch, an elderly man plays the guitar.", "The chef chops onions for the soup."])
     assert s[0] > s[1] + 0.3
-    r = esim_en.rerank("A man is playing a guitar.", ["The stock market fell today.", "A man plays a guitar."])
+    r = esim_en.rerank("An old man strums a guitar on his porch.", ["The stock market fell today.", "An elderly man plays guitar on the porch."])
     assert int(np.argmax(r)) == 1
 
 
@@ -299,7 +299,7 @@ def test_shipped_en_info_and_size(esim_en):
 @needs_zh
 def test_shipped_zh_ranks_paraphrase_above_unrelated():
     m = ESIMModel(spec_for(ESIM_ZH, "zh", "esim-zh"), "cpu")
-    s = m.score(["一个男人在弹吉他。"] * 2, ["有人在弹吉他。", "一个女人在切洋葱。"])
+    s = m.score(["一位老人坐在门廊上弹吉他。"] * 2, ["门廊上有位老人在弹吉他。", "厨师正在为汤切洋葱。"])
     assert s[0] > s[1] + 0.2
     assert sum(p.stat().st_size for p in ESIM_ZH.iterdir()) <= 20 * 2**20
 

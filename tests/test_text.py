@@ -17,7 +17,7 @@ def test_clean_text(raw, expected):
     ("text", "lang"),
     [
         ("The dog bit the man.", "en"),
-        ("有人在弹吉他。", "zh"),
+        ("门廊上有位老人在弹吉他。", "zh"),
         ("我爱 machine learning 和 deep learning 以及 natural language processing", "mixed"),
         ("12345 !!! 😀", "unknown"),
         ("我用 iPhone 拍照", "zh"),
