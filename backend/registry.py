@@ -58,6 +58,9 @@ class ModelSpec:
         What a user must know (e.g. "this is not raw BERT").
     default : bool
         Shown by default in the dashboard and used by the CLI when ``--models`` is omitted.
+    owner : str
+        Set for models added at run time by one dashboard session (vectors trained in the browser): other
+        sessions do not list them. Empty for registry-file models, which everyone sees.
     """
 
     key: str
@@ -69,6 +72,7 @@ class ModelSpec:
     variants: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     note: str = ""
     default: bool = True
+    owner: str = ""
 
     def with_options(self, **options: Any) -> ModelSpec:
         """A copy with some options replaced."""
@@ -179,9 +183,13 @@ class Registry:
         """All keys, in registry order."""
         return list(self._specs)
 
+    def visible(self, owner: str = "") -> list[str]:
+        """Keys a dashboard session may list: the shared models plus the ones that session added."""
+        return [k for k, s in self._specs.items() if not s.owner or s.owner == owner]
+
     def defaults(self) -> list[str]:
         """Keys marked ``default = true``."""
-        return [k for k, s in self._specs.items() if s.default]
+        return [k for k, s in self._specs.items() if s.default and not s.owner]
 
     def add(self, spec: ModelSpec) -> None:
         """Register a model at run time (e.g. vectors trained in the browser)."""

@@ -315,6 +315,7 @@ def register_session_model(
         label=label or f"word2vec {cfg.vector_size}-d (trained here, {trained.vocabulary} words)",
         source=f"path:{path.resolve()}",
         language=trained.language,
+        owner=session,
         options=MappingProxyType({"format": "word2vec", "weighting": weighting, "remove_pc": False,
                                   "chinese": cfg.chinese}),
         note=(f"word2vec trained in this session on {trained.sentences} texts ({trained.tokens} tokens), "

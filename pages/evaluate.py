@@ -571,7 +571,7 @@ def esim_train_ui() -> None:
     if st.button("Add to the comparison", key="esim_add"):
         n = len(st.session_state.setdefault("eval_session_models", [])) + 1
         spec = ModelSpec(key=f"esim-{_sid()}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
-                         source=f"path:{res.out_dir}", language=lang, default=False,
+                         source=f"path:{res.out_dir}", language=lang, default=False, owner=_sid(),
                          options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
         state.backend().registry.add(spec)
         st.session_state["eval_session_models"].append(spec.key)
