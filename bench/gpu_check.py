@@ -118,12 +118,12 @@ def main() -> int:
         failed |= not ok
         if key == "esim":
             xs, ys = big[: len(big) // 2], big[len(big) // 2 :]
-            g = rate(lambda: mg.score(xs, ys), len(xs), True)
-            c = rate(lambda: mc.score(xs[:300], ys[:300]), 300, False)
+            g = rate(lambda m=mg, x=xs, y=ys: m.score(x, y), len(xs), True)
+            c = rate(lambda m=mc, x=xs, y=ys: m.score(x[:300], y[:300]), 300, False)
             unit = "pairs/s"
         else:
-            g = rate(lambda: mg.encode(big, batch_size=128), len(big), True)
-            c = rate(lambda: mc.encode(big[:300]), 300, False)
+            g = rate(lambda m=mg: m.encode(big, batch_size=128), len(big), True)
+            c = rate(lambda m=mc: m.encode(big[:300]), 300, False)
             unit = "sentences/s"
         print(f"{key:6s} {'ok  ' if ok else 'FAIL'} dtype {info.get('dtype')}, max |cpu fp32 - gpu| = {diff:.4f}; "
               f"GPU {g:,.0f} {unit} vs this machine's CPU {c:,.0f} ({g / c:.0f}x)")

@@ -1,0 +1,58 @@
+"""The study notes' recommendation, measured: recall with a sentence-vector model, rank with the interaction model.
+
+Run from the repo root::
+
+    python bench/recall_rerank.py                                   # STS-B dev, k = 20
+    python bench/recall_rerank.py FILE --k 50 --retrievers sbert,w2v
+
+Builds a retrieval task from labelled pairs (``backend.retrieval.build_retrieval_task``: each first sentence of a
+pair scored >= 4 of 5 is a query, its second sentence the relevant item, all distinct second sentences the
+corpus), retrieves the top ``k`` with each bi-encoder, reranks them with ESIM, and prints recall@k, MRR@10 and
+nDCG@10 before and after, with the seconds each stage took. This is what the Evaluation lab's Recall -> rerank
+tab shows, as a script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    """Print one row per (retriever, stage)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(ROOT.parent / "shared" / "data" / "stsb-en" / "dev.tsv"))
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--retrievers", default="w2v,bert,sbert,esim")
+    ap.add_argument("--reranker", default="esim")
+    args = ap.parse_args()
+
+    import pandas as pd
+
+    from backend.evaluation import load_labelled_pairs
+    from backend.retrieval import build_retrieval_task, recall_rerank
+    from backend.service import Backend
+
+    be = Backend()
+    task = build_retrieval_task(load_labelled_pairs(args.file))
+    print(f"# {task.notes[0]}; k = {args.k}; reranker {args.reranker}")
+    rows = []
+    for key in args.retrievers.split(","):
+        res = recall_rerank(be, task, retriever=key, reranker=args.reranker, k=args.k)
+        if res.error:
+            print(f"{key}: {res.error}")
+        for stage, m, sec in (("recall", res.metrics_before, res.recall_seconds),
+                              (f"+ {args.reranker} rerank", res.metrics_after, res.rerank_seconds)):
+            rows.append({"retriever": key, "stage": stage, **{k: round(100 * v, 1) for k, v in m.items()},
+                         "seconds": round(sec, 2)})
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
