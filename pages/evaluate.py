@@ -13,7 +13,6 @@ import hashlib
 import importlib.util
 import json
 import tempfile
-import uuid
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
@@ -63,11 +62,6 @@ CHOOSE = "(choose)"
 
 
 # ------------------------------------------------------------------------------------------------ jobs
-def _sid() -> str:
-    """This browser session's id (prefixes the keys of models trained here)."""
-    return st.session_state.setdefault("eval_sid", uuid.uuid4().hex[:6])
-
-
 def start_job(name: str, fn: Callable[[BackgroundJob], Any], signature: Any = None) -> None:
     """Start ``fn`` in a background thread, kept in this session under ``name`` (one per name)."""
     old = st.session_state.get(f"eval_job_{name}")
@@ -347,7 +341,7 @@ def calibration_tab(report: EvaluationReport | None, data: LabelledPairs) -> Non
 # ---------------------------------------------------------------------------------------------- probe
 def probe_tab(data: LabelledPairs, data_id: str) -> None:
     reg = state.backend().registry
-    berts = [s.key for s in reg if s.family == "bert"]
+    berts = [k for k in state.visible_keys() if reg[k].family == "bert"]
     if not berts:
         st.info("No BERT-family model (family = \"bert\") is registered.")
         return
@@ -413,8 +407,7 @@ def disagreements_tab(report: EvaluationReport | None) -> None:
 
 # ----------------------------------------------------------------------------------------- retrieval
 def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None:
-    reg = state.backend().registry
-    keys = reg.keys()
+    keys = state.visible_keys()
     st.caption("Queries: first sentences of the positive pairs; relevant: their second sentences; corpus: every "
                "distinct second sentence. A bi-encoder retrieves the top k, a cross-encoder (ESIM) reorders them. "
                "Metrics as sentence-transformers' InformationRetrievalEvaluator defines them.")
@@ -475,6 +468,34 @@ def train_tab() -> None:
         esim_train_ui()
 
 
+# "Add to the comparison" registers in on_click: callbacks run before the rerun draws the sidebar, so the
+# new model is in the sidebar's list at once (a plain button would add it after the sidebar was drawn).
+def _add_w2v(trained: Any, weighting: str) -> None:
+    spec = register_session_model(state.backend(), trained, weighting=weighting, session=state.session_id())
+    st.session_state.setdefault("eval_session_models", []).append(spec.key)
+    st.session_state["eval_added_w2v"] = spec.key
+
+
+def _add_esim(res: Any) -> None:
+    # The language and seed the network was trained with (the widgets may have changed since).
+    trained_with = st.session_state.get("eval_sig_esim") or {}
+    lang, seed = res.config.language, trained_with.get("seed", "?")
+    n = len(st.session_state.setdefault("eval_session_models", [])) + 1
+    spec = ModelSpec(key=f"esim-{state.session_id()}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
+                     source=f"path:{res.out_dir}", language=lang, default=False, owner=state.session_id(),
+                     options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
+    state.backend().registry.add(spec)
+    st.session_state["eval_session_models"].append(spec.key)
+    st.session_state["eval_added_esim"] = spec.key
+
+
+def _added_ui(kind: str) -> None:
+    """Say once, after the click, under which key the model was added."""
+    key = st.session_state.pop(f"eval_added_{kind}", None)
+    if key:
+        st.success(f"Added as **{key}**: pick it in the sidebar's model list.")
+
+
 def w2v_train_ui() -> None:
     src = st.radio("Corpus", ["demo", "upload"], horizontal=True, key="w2v_src",
                    format_func={"demo": "demo corpus (tiny: a smoke test)", "upload": "my file (.txt lines or CSV)"}.get)
@@ -515,10 +536,8 @@ def w2v_train_ui() -> None:
     st.dataframe(pd.DataFrame(nearest_words(trained.kv, word), columns=["word", "cosine"]), hide_index=True, key="w2v_nn")
     c1, c2 = st.columns(2)
     weighting = c1.radio("Sentence vector", ["mean", "sif"], horizontal=True, key="w2v_weighting")
-    if c1.button("Add to the comparison", key="w2v_add"):
-        spec = register_session_model(state.backend(), trained, weighting=weighting, session=_sid())
-        st.session_state.setdefault("eval_session_models", []).append(spec.key)
-        st.success(f"Added as **{spec.key}**: pick it in the sidebar's model list.")
+    c1.button("Add to the comparison", key="w2v_add", on_click=_add_w2v, args=(trained, weighting))
+    _added_ui("w2v")
     c2.download_button("⬇ Download vectors (word2vec text)", word2vec_text_bytes(trained.kv), "vectors.txt",
                        "text/plain", key="w2v_download", on_click="ignore")
 
@@ -560,7 +579,7 @@ def esim_train_ui() -> None:
             return train_esim(train, None, out_dir, lang=lang, epochs=epochs, seed=seed, embeddings=emb, threads=None,
                               progress=progress, should_stop=job.should_stop)
 
-        start_job("esim", fn)
+        start_job("esim", fn, {"lang": lang, "seed": seed})
     res = job_result_ui("esim")
     if res is None:
         return
@@ -568,14 +587,8 @@ def esim_train_ui() -> None:
                + (" (stopped early)" if res.stopped else "") + f"; checkpoint in `{res.out_dir}`.")
     if res.history:
         st.line_chart(pd.DataFrame(res.history).set_index("epoch").filter(like="dev_"), height=200)
-    if st.button("Add to the comparison", key="esim_add"):
-        n = len(st.session_state.setdefault("eval_session_models", [])) + 1
-        spec = ModelSpec(key=f"esim-{_sid()}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
-                         source=f"path:{res.out_dir}", language=lang, default=False, owner=_sid(),
-                         options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
-        state.backend().registry.add(spec)
-        st.session_state["eval_session_models"].append(spec.key)
-        st.success(f"Added as **{spec.key}**: pick it in the sidebar's model list.")
+    st.button("Add to the comparison", key="esim_add", on_click=_add_esim, args=(res,))
+    _added_ui("esim")
 
 
 # ------------------------------------------------------------------------------------------------ page

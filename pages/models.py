@@ -50,7 +50,7 @@ def models_ui() -> None:
     be = state.backend()
     st.caption(f"Every registered model (models/registry.toml), on device **{be.device}**. Options from the sidebar "
                "apply to BERT and the word vectors.")
-    keys = be.registry.keys()
+    keys = state.visible_keys()
     ensure_loaded_ui(keys)
     cols = st.columns(2)
     for i, key in enumerate(keys):

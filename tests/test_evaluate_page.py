@@ -122,6 +122,7 @@ def test_train_tab_trains_word2vec_and_adds_it_to_the_comparison(tiny_env):
     at.number_input(key="w2v_epochs").set_value(2)
     at.number_input(key="w2v_dim").set_value(16)
     at.number_input(key="w2v_min").set_value(1)
+    at.sidebar.multiselect(key="models").set_value(["tinyb"])
     at.run()
     at.button(key="w2v_run").click().run()
     st_ = wait_for(at, "w2v")
@@ -133,8 +134,43 @@ def test_train_tab_trains_word2vec_and_adds_it_to_the_comparison(tiny_env):
     assert not at.exception
     added = at.session_state["eval_session_models"]
     assert len(added) == 1 and added[0] in state.backend().registry
+    assert state.backend().registry[added[0]].owner == at.session_state["session_id"]
+    # in the sidebar's list on the run of the click, and the selection made before is kept
+    models = at.sidebar.multiselect(key="models")
+    assert models.options == ["tinya", "tinyb", added[0]]
+    assert models.value == ["tinyb"]
+    assert any(added[0] in s.value for s in at.success)
     r = state.backend().score_pairs(added[0], ["the password reset"], ["reset my password"])
     assert r.error is None
+
+
+def test_models_trained_in_another_session_are_not_listed(tiny_env):
+    """The registry is shared by every session; a session lists the shared models and its own only."""
+    from dataclasses import replace
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    reg = state.backend().registry
+    reg.add(replace(reg["tinya"], key="w2v-other-1", owner="other", default=False))
+    reg.add(replace(reg["tinya"], key="w2v-mine-1", owner="mine", default=False))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["session_id"] = "mine"
+    # a link copied from the other session names its model: it is dropped, the shared one kept
+    at.query_params["models"] = ["tinya", "w2v-other-1"]
+    at.run()
+    assert not at.exception
+    models = at.sidebar.multiselect(key="models")
+    assert models.options == ["tinya", "tinyb", "w2v-mine-1"]
+    assert models.value == ["tinya"]
+    at.radio(key="eval_source").set_value("demo").run()  # the Recall tab needs data
+    assert at.sidebar.multiselect(key="models").value == ["tinya"]
+    retriever = next(s for s in at.selectbox if s.label == "Retriever")
+    assert "w2v-other-1" not in retriever.options and "w2v-mine-1" in retriever.options
+    # a third session sees neither
+    other = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert other.sidebar.multiselect(key="models").options == ["tinya", "tinyb"]
 
 
 def test_waits_until_cancel(tiny_env):

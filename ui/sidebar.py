@@ -8,6 +8,7 @@ A value equal to its default is left out of the URL, which keeps links short.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -51,8 +52,9 @@ def sidebar_ui() -> Settings:
     """Draw the shared sidebar and return the :class:`Settings` (also kept in ``st.session_state.settings``)."""
     be = state.backend()
     reg = be.registry
-    keys_all = reg.keys()
-    labels = {s.key: s.label for s in reg}
+    # Other sessions' trained models stay out of this list (and out of a copied URL's selection).
+    keys_all = state.visible_keys()
+    labels = {k: reg[k].label for k in keys_all}
     bert_opts = dict(reg["bert"].options) if "bert" in reg else {}
     w2v_opts = dict(reg["w2v"].options) if "w2v" in reg else {}
     with st.sidebar:
@@ -127,7 +129,13 @@ def current_settings() -> Settings:
         entry = PROJECT_ROOT / "app.py"
         exec(compile(entry.read_text(encoding="utf-8"), str(entry), "exec"), {"__name__": "__main__", "__file__": str(entry)})
         st.stop()
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    # A page run on its own (``AppTest.from_file("pages/evaluate.py")``) has no app.py to draw the sidebar:
+    # draw it here on every run, or the page would read the settings of its first run.
+    ctx = get_script_run_ctx()
+    alone = ctx is not None and Path(ctx.main_script_path).resolve() != (PROJECT_ROOT / "app.py").resolve()
     s = st.session_state.get("settings")
-    if s is None:
+    if s is None or alone:
         s = sidebar_ui()
     return s

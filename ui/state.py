@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ def backend() -> Backend:
     if os.environ.get("SIMDASH_WARM", "1") != "0":
         threading.Thread(target=_warm, args=(be, be.registry.defaults()), name="simdash-warm", daemon=True).start()
     return be
+
+
+def session_id() -> str:
+    """This browser session's id: the ``owner`` of the models trained in it (``Registry.visible(owner)``).
+
+    Kept in ``st.session_state``, so it lives as long as the browser tab's session. Six hex digits keep the
+    keys of session models (``w2v-<id>-1``) short in tables and URLs.
+    """
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex[:6])
+
+
+def visible_keys() -> list[str]:
+    """Registry keys this session may list: the shared models plus the ones trained in this session."""
+    return backend().registry.visible(session_id())
 
 
 def unloaded(keys: Sequence[str]) -> list[str]:
