@@ -16,7 +16,6 @@ from ui.tables import (
     BATCH_CHUNK_ROWS,
     LARGE_BATCH_ROWS,
     BatchProgress,
-    OptionsBackend,
     empty_cells,
     example_pairs_frame,
     format_seconds,
@@ -135,8 +134,8 @@ def run_ui(frame: pd.DataFrame, a_col: str, b_col: str, settings: Settings, sign
                 text += f" · first chunk → about {format_seconds(p.estimate)} in total, {format_seconds(p.remaining)} left"
             bar.progress(p.done / max(p.total, 1), text=text)
 
-        be = OptionsBackend(state.backend(), settings.options)
-        out, errors, seconds = score_in_chunks(be, frame, a_col, b_col, settings.keys, progress)
+        out, errors, seconds = score_in_chunks(state.backend(), frame, a_col, b_col, settings.keys, progress,
+                                               options=settings.options)
         status.update(label=f"Scored {n:,} pairs in {format_seconds(seconds)}"
                       + (f" ({', '.join(errors)} failed)" if errors else ""),
                       state="error" if len(errors) == len(settings.keys) else "complete", expanded=False)

@@ -11,6 +11,7 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -197,6 +198,21 @@ def test_batch_upload_scores_and_offers_the_download():
     # binary gold column -> ROC-AUC per model, and the link to the Evaluation lab when it exists
     metrics = frame_with(at, "metric")
     assert set(metrics["metric"]) == {"ROC-AUC"} and len(metrics) == len(ok)
+
+
+def test_batch_scores_with_the_sidebar_options():
+    """The sidebar's options (here the word-vector weighting) reach batch scoring, as on the Compare page."""
+    at = app("pages/batch.py", models=["w2v"], weighting="mean")
+    at.file_uploader[0].set_value(("pairs.csv", _csv(PAIRS), "text/csv")).run()
+    at.button(key="batch_run").click().run()
+    assert not at.exception
+    out = at.session_state["batch_result"]["frame"]
+    a, b = out["sentence1"].tolist(), out["sentence2"].tolist()
+    be = _backend()
+    mean = be.score_pairs("w2v", a, b, {"weighting": "mean"}).scores
+    sif = be.score_pairs("w2v", a, b).scores  # the registry's default
+    np.testing.assert_allclose(out["score_w2v"].to_numpy(), mean, atol=1e-5)
+    assert not np.allclose(mean, sif, atol=1e-3)
 
 
 def test_batch_reads_gbk_semicolon_files_and_keeps_them_across_reruns():

@@ -52,19 +52,6 @@ def test_build_options_by_family():
     assert tables.build_options(reg, ["sbert"], -2, "mean", "sif") == {}
 
 
-def test_options_backend_passes_options_per_key():
-    calls = []
-
-    class Fake:
-        def score_pairs(self, key, a, b, options=None, progress=None, route_language=True):
-            calls.append((key, options))
-
-    view = tables.OptionsBackend(Fake(), {"bert": {"layer": -1}})
-    view.score_pairs("bert", ["x"], ["y"])
-    view.score_pairs("sbert", ["x"], ["y"])
-    assert calls == [("bert", {"layer": -1}), ("sbert", None)]
-
-
 # -------------------------------------------------------------------------------------------- pairs
 def test_pairs_from_editor_skips_blank_rows_and_reports_half_rows():
     frame = pd.DataFrame({"sentence_a": ["a", " ", None, "c", ""], "sentence_b": ["b", "x", None, float("nan"), ""]})
@@ -188,9 +175,11 @@ class _FakeBackend:
 
     def __init__(self):
         self.calls: dict[str, int] = {}
+        self.options: dict[str, dict | None] = {}
 
     def score_pairs(self, key, a, b, options=None, progress=None, route_language=True):
         self.calls[key] = self.calls.get(key, 0) + 1
+        self.options[key] = options
         if key == "bad":
             return ModelResult(key, None, [], [], "bad could not be loaded")
         return ModelResult(key, np.array([len(x) / 10 for x in a], dtype=np.float32), [[] for _ in a], [key] * len(a))
@@ -209,6 +198,15 @@ def test_score_in_chunks_estimates_from_first_chunk_and_keeps_order():
     assert seen[-1].done == seen[-1].total == 10
     assert seen[0].estimate is None and seen[-1].estimate is not None
     assert seconds >= 0
+
+
+def test_score_in_chunks_passes_each_model_its_own_options():
+    frame = pd.DataFrame({"a": ["x", "y", "z"], "b": ["u", "v", "w"]})
+    fake = _FakeBackend()
+    opts = {"bert": {"layer": -1, "pooling": "cls"}, "w2v": {"weighting": "mean"}}
+    tables.score_in_chunks(fake, frame, "a", "b", ["bert", "w2v", "sbert"], options=opts, chunk_rows=2)
+    assert fake.options == {"bert": {"layer": -1, "pooling": "cls"}, "w2v": {"weighting": "mean"}, "sbert": None}
+    assert fake.calls == {"bert": 2, "w2v": 2, "sbert": 2}
 
 
 def test_score_in_chunks_empty_frame():

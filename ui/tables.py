@@ -53,24 +53,6 @@ def build_options(registry: Registry, keys: Sequence[str], layer: int, pooling: 
     return out
 
 
-class OptionsBackend:
-    """A view of a :class:`~backend.service.Backend` whose ``score_pairs`` applies per-model options.
-
-    ``backend.cli.score_frame`` calls ``score_pairs(key, a, b)`` without options; this adapter lets the
-    batch page honour the sidebar's layer/pooling/weighting without copying score_frame's loop.
-    """
-
-    def __init__(self, backend: Any, options: Mapping[str, Mapping[str, Any]]) -> None:
-        self.backend = backend
-        self.options = options
-
-    def score_pairs(self, key: str, a: Sequence[str], b: Sequence[str], options: dict[str, Any] | None = None,
-                    progress: Callable[[int, int], None] | None = None, route_language: bool = True):
-        """Backend.score_pairs with this view's options for ``key`` unless ``options`` is given."""
-        opts = options if options is not None else dict(self.options.get(key, {})) or None
-        return self.backend.score_pairs(key, a, b, opts, progress, route_language)
-
-
 # --------------------------------------------------------------------------------------------- pairs
 def pairs_from_editor(frame: pd.DataFrame | None) -> tuple[list[str], list[str], list[int]]:
     """Complete pairs from the pairs editor, and the 1-based numbers of half-filled rows.
@@ -319,12 +301,16 @@ class BatchProgress:
 def score_in_chunks(
     backend: Any, frame: pd.DataFrame, a_col: str, b_col: str, keys: Sequence[str],
     progress: Callable[[BatchProgress], None] | None = None, chunk_rows: int = BATCH_CHUNK_ROWS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str], float]:
     """Score ``frame`` chunk by chunk with :func:`backend.cli.score_frame`, reporting a time estimate.
 
     Every chunk goes through all models before the next starts, so the first chunk's wall time times the
     number of chunks is an honest estimate of the whole job (per-model speeds differ by 100x; timing one
     model's first chunk would not be). Load the models before calling, or their load time inflates it.
+
+    ``options`` holds per-model runtime options (the sidebar's ``Settings.options``:
+    ``{"bert": {"layer": -2, "pooling": "mean"}}``); models without an entry use their registry options.
 
     Returns
     -------
@@ -350,7 +336,8 @@ def score_in_chunks(
                 progress(BatchProgress(rows, n, elapsed, estimate, remaining))
 
         # A model that failed on an earlier chunk is not retried on every later one.
-        scored, errs = score_frame(backend, sub, a_col, b_col, live_keys, inner)
+        scored, errs = score_frame(backend, sub, a_col, b_col, live_keys, inner,
+                                   options={k: dict(v) for k, v in (options or {}).items()})
         for k, e in errs.items():
             errors.setdefault(k, e)
         live_keys = [k for k in live_keys if k not in errors]
