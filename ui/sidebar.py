@@ -15,7 +15,7 @@ import streamlit as st
 
 from backend.registry import PROJECT_ROOT, Registry
 from ui import state
-from ui.tables import POOLINGS, WEIGHTINGS, build_options
+from ui.tables import POOLINGS, WEIGHTINGS, build_options, layer_choices
 from ui.theme import swatch
 
 
@@ -48,6 +48,13 @@ def bert_note(registry: Registry) -> str:
     return " ".join(registry["bert"].note.split())
 
 
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def sidebar_ui() -> Settings:
     """Draw the shared sidebar and return the :class:`Settings` (also kept in ``st.session_state.settings``)."""
     be = state.backend()
@@ -74,11 +81,16 @@ def sidebar_ui() -> Settings:
             bind="query-params", help="How token vectors become one sentence vector. first_last_avg averages the "
             "mean of the embedding layer and of the last layer (it ignores the layer setting).",
         )
+        default_layer = int(bert_opts.get("layer", -2))
+        n_layers = state.loaded_layers("bert") if "bert" in reg else None
+        choices = layer_choices(n_layers, bert_opts.get("layers"), [default_layer, _int_or_none(st.query_params.get("layer"))])
+        depth = len(choices) - 1
         layer = st.select_slider(
-            "Layer", list(range(-7, 0)), value=int(bert_opts.get("layer", -2)), key="layer", bind="query-params",
+            "Layer", choices, value=default_layer, key="layer", bind="query-params",
             disabled=pooling == "first_last_avg",
-            help="hidden_states index: -1 is the last of the 6 layers, -2 the penultimate (bert-as-service's "
-            "default), -7 the embedding output.",
+            help=f"hidden_states index: -1 is the last of the {depth} layers, -2 the penultimate (bert-as-service's "
+            f"default), {choices[0]} the embedding output."
+            + ("" if n_layers else " The range is the registry's until BERT is loaded."),
         )
         note = bert_note(reg)
         if note:

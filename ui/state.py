@@ -93,6 +93,17 @@ def loaded_info(key: str) -> dict[str, Any] | None:
         return None
 
 
+def loaded_layers(key: str) -> int | None:
+    """Transformer layers of model ``key`` if it is in memory and has layers (never triggers a load)."""
+    be = backend()
+    if key not in be.loaded():
+        return None
+    try:
+        return getattr(be.model(key), "n_layers", None)
+    except Exception:
+        return None
+
+
 @st.cache_data(show_spinner=False)
 def demo_corpus() -> pd.DataFrame:
     """The bundled demo corpus (``text, topic, lang``)."""

@@ -24,6 +24,9 @@ from backend.registry import Registry
 POOLINGS: tuple[str, ...] = ("mean", "cls", "max", "first_last_avg")
 #: word-vector weightings (backend/families/w2v.py).
 WEIGHTINGS: tuple[str, ...] = ("sif", "mean")
+#: transformer layers the BERT layer slider assumes until the model is loaded: the bundled MiniLM backbone's
+#: 6. A registry entry for a deeper model declares its own (``[models.bert.options] layers = 12``).
+DEFAULT_BERT_LAYERS = 6
 #: rows scored per call in the batch page: small enough that the first chunk (the time estimate) comes
 #: back within seconds, large enough that per-call overhead stays negligible.
 BATCH_CHUNK_ROWS = 4096
@@ -51,6 +54,38 @@ def build_options(registry: Registry, keys: Sequence[str], layer: int, pooling: 
         elif family == "w2v":
             out[key] = {"weighting": weighting}
     return out
+
+
+def layer_choices(n_layers: int | None = None, declared: int | None = None,
+                  keep: Sequence[int | None] = ()) -> list[int]:
+    """The ``hidden_states`` indices the BERT layer slider offers: ``-(L + 1)`` (embedding output) to ``-1``.
+
+    A model with L transformer layers has L + 1 hidden states (embedding output first), so its valid
+    negative layers are ``-(L + 1) .. -1``: -7..-1 for the 6-layer MiniLM backbone, -13..-1 for BERT-base.
+
+    Parameters
+    ----------
+    n_layers : int, optional
+        L of the loaded model (``Backend.model("bert").n_layers``); None while it is not in memory.
+    declared : int, optional
+        L declared in the registry (``options.layers``), used until the model is loaded; else
+        :data:`DEFAULT_BERT_LAYERS`.
+    keep : sequence of int or None
+        Negative layers that must be offered while L is only assumed (the registry's ``layer``, a copied
+        URL's ``?layer=``): a select-slider drops a value that is not among its options. Once the model is
+        loaded its own range wins.
+
+    Returns
+    -------
+    list of int
+        Ascending, ending at -1.
+    """
+    if n_layers is not None and n_layers > 0:
+        depth = int(n_layers)
+    else:
+        depth = int(declared) if declared is not None and int(declared) > 0 else DEFAULT_BERT_LAYERS
+        depth = max([depth, *(-int(v) - 1 for v in keep if v is not None and int(v) < 0)])
+    return list(range(-(depth + 1), 0))
 
 
 # --------------------------------------------------------------------------------------------- pairs

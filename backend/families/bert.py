@@ -17,6 +17,9 @@ pooling : {"mean", "cls", "max", "first_last_avg"}
     Su et al.'s BERT-whitening experiments).
 max_tokens : int
     Wordpieces per text including [CLS]/[SEP]; longer texts are truncated with a warning.
+layers : int, optional
+    Not read here (the model's own config says how deep it is): the dashboard's layer slider offers
+    ``-(layers + 1)..-1`` until the model is loaded, then the loaded model's range.
 """
 
 from __future__ import annotations
