@@ -2,9 +2,9 @@
 
 Tabs: Metrics (with charts), Calibration, BERT layer probe, Disagreements, Recall → rerank, Train. Every
 number comes from a tested backend function (``backend.evaluation``, ``calibration``, ``probe``,
-``retrieval``, ``w2v_training``); this page only picks inputs and draws. Long work runs in a background
-thread per session (:class:`backend.w2v_training.BackgroundJob`) with a progress bar and a Cancel button, so
-the page stays usable and other people's sessions are never blocked.
+``retrieval``, ``w2v_training``) and every figure from :mod:`ui.charts`; this page only picks inputs and lays
+the results out. Long work runs in a background thread per session (:class:`backend.w2v_training.BackgroundJob`)
+with a progress bar and a Cancel button, so the page stays usable and other people's sessions are never blocked.
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from backend.calibration import background_scores, calibrate, demo_corpus_texts
 from backend.evaluation import (
     EvaluationReport,
     LabelledPairs,
-    binned_trend,
     demo_labelled_pairs,
     disagreements,
     evaluate,
@@ -40,7 +36,6 @@ from backend.io import TableError, guess_label_column, guess_text_columns
 from backend.probe import probe_model
 from backend.registry import PROJECT_ROOT, ModelSpec
 from backend.retrieval import build_retrieval_task, recall_rerank
-from backend.text import detect_language
 from backend.w2v_training import (
     BackgroundJob,
     Word2VecConfig,
@@ -51,8 +46,16 @@ from backend.w2v_training import (
     word2vec_text_bytes,
 )
 from ui import state
+from ui.charts import (
+    calibration_curve,
+    probe_heatmap,
+    roc_pr,
+    score_distributions,
+    score_vs_gold,
+    training_curves,
+)
 from ui.sidebar import Settings, current_settings
-from ui.theme import model_color
+from ui.tables import majority_language, nearest_words_frame, parse_label_range, score_span
 from ui.widgets import bert_note_ui, download_ui
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -156,10 +159,7 @@ def data_ui() -> tuple[LabelledPairs, str] | None:
                  "(e.g. 0–5) or a binary 0/1 label. Choose the column that holds it above.")
         return None
     try:
-        label_range = tuple(float(x) for x in rng_text.split(",")) if rng_text.strip() else None
-        if label_range is not None and len(label_range) != 2:
-            raise ValueError("the label range must be two numbers, e.g. 0,5")
-        data_pairs = _labelled_upload(name, data, a_col, b_col, label_col, label_range)
+        data_pairs = _labelled_upload(name, data, a_col, b_col, label_col, parse_label_range(rng_text))
     except (TableError, ValueError) as exc:
         st.error(str(exc))
         return None
@@ -180,56 +180,6 @@ def _triples(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 # --------------------------------------------------------------------------------------------- metrics
-def _scatter_fig(report: EvaluationReport) -> go.Figure:
-    names = list(report.scores())
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)
-    y = report.data.labels
-    for i, k in enumerate(names, start=1):
-        s = report.scores()[k]
-        fig.add_trace(go.Scattergl(x=s, y=y, mode="markers", name=k, marker={"color": model_color(k), "size": 4,
-                                   "opacity": 0.45}, showlegend=False), 1, i)
-        tx, ty = binned_trend(s, y)
-        fig.add_trace(go.Scatter(x=tx, y=ty, mode="lines+markers", name=f"{k} trend",
-                                 line={"color": model_color(k), "width": 3}, showlegend=False), 1, i)
-        fig.update_xaxes(title_text="model score", row=1, col=i)
-    fig.update_yaxes(title_text="gold label", row=1, col=1)
-    fig.update_layout(title="Score vs gold (line: mean gold per score decile)", height=380)
-    return fig
-
-
-def _distribution_fig(report: EvaluationReport) -> go.Figure:
-    d = report.data
-    y = d.labels if d.kind == "binary" else np.floor(d.labels)
-    fig = go.Figure()
-    for k, s in report.scores().items():
-        ok = np.isfinite(s) & np.isfinite(y)
-        fig.add_trace(go.Box(x=[f"{v:g}" for v in y[ok]], y=s[ok], name=k, marker_color=model_color(k), boxmean=True))
-    fig.update_layout(boxmode="group", title="Score distribution per gold label", height=380,
-                      xaxis_title="gold label" + ("" if d.kind == "binary" else " (rounded down)"),
-                      yaxis_title="model score")
-    return fig
-
-
-def _curve_figs(report: EvaluationReport) -> tuple[go.Figure, go.Figure] | None:
-    roc, pr = go.Figure(), go.Figure()
-    any_curve = False
-    for k, s in report.scores().items():
-        c = roc_pr_curves(s, report.data.labels, report.data.kind, report.data.label_range)
-        if c is None:
-            continue
-        any_curve = True
-        m = report.results[k].metrics
-        roc.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], name=f"{k} (AUC {m.auc:.3f})", line={"color": model_color(k)}))
-        pr.add_trace(go.Scatter(x=c["recall"], y=c["precision"], name=f"{k} (AP {m.average_precision:.3f})",
-                                line={"color": model_color(k)}))
-    if not any_curve:
-        return None
-    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot", "color": "gray"}))
-    roc.update_layout(title="ROC", xaxis_title="false positive rate", yaxis_title="true positive rate", height=380)
-    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", height=380)
-    return roc, pr
-
-
 def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> EvaluationReport | None:
     n = len(data)
     limit = n
@@ -262,9 +212,12 @@ def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> Evalua
     bert_note_ui(list(report.results))
     if not report.scores():
         return report
-    st.plotly_chart(_scatter_fig(report), key="eval_scatter")
-    st.plotly_chart(_distribution_fig(report), key="eval_dist")
-    curves = _curve_figs(report)
+    d, scores = report.data, report.scores()
+    st.plotly_chart(score_vs_gold(scores, d.labels), key="eval_scatter")
+    st.plotly_chart(score_distributions(scores, d.labels, d.kind == "binary"), key="eval_dist")
+    metrics = {k: report.results[k].metrics for k in scores}
+    curves = roc_pr({k: roc_pr_curves(s, d.labels, d.kind, d.label_range) for k, s in scores.items()},
+                    {k: m.auc for k, m in metrics.items()}, {k: m.average_precision for k, m in metrics.items()})
     if curves:
         c1, c2 = st.columns(2)
         c1.plotly_chart(curves[0], key="eval_roc")
@@ -290,7 +243,7 @@ def calibration_tab(report: EvaluationReport | None, data: LabelledPairs) -> Non
                               help="Scores of random pairs of the demo corpus: what 'unrelated' looks like.")
     r = report.results[key]
     # The background corpus in the data's language: random English pairs say nothing about Chinese scores.
-    lang = "zh" if sum(detect_language(t) == "zh" for t in data.a[:200]) > 100 else "en"
+    lang = majority_language(data.a)
     bg_id = (key, json.dumps(r.options, sort_keys=True), int(n_pairs), lang)
     if st.session_state.get("cal_bg_id") != bg_id:
         with st.spinner(f"Scoring {int(n_pairs):,} random demo-corpus pairs with {key}…"):
@@ -314,19 +267,9 @@ def calibration_tab(report: EvaluationReport | None, data: LabelledPairs) -> Non
         m1.metric("Suggested threshold (P = 0.5)", "–" if cal.threshold_ is None else f"{cal.threshold_:.3f}")
         m2.metric("F1-optimal threshold", "–" if r.metrics.threshold is None else f"{r.metrics.threshold:.3f}")
         m3.metric("Brier score (in-sample)", f"{res.brier:.3f}")
-        lo = float(min(bg.scores.min(), cal.range_[0])) if bg is not None else cal.range_[0]
-        hi = float(max(bg.scores.max(), cal.range_[1])) if bg is not None else cal.range_[1]
-        grid, p = cal.curve(201, lo, hi)
-        fig = make_subplots(specs=[[{"secondary_y": True}]])
-        if bg is not None:
-            fig.add_trace(go.Histogram(x=bg.scores, name="random pairs", opacity=0.35, marker_color="gray",
-                                       histnorm="probability"), secondary_y=True)
-        fig.add_trace(go.Scatter(x=grid, y=p, name=f"P(similar), {method}", line={"color": model_color(key), "width": 3}))
-        fig.update_layout(title=f"{key}: P(similar) and the background of random pairs", height=380,
-                          xaxis_title="model score")
-        fig.update_yaxes(title_text="P(similar)", range=[0, 1], secondary_y=False)
-        fig.update_yaxes(title_text="share of random pairs", secondary_y=True)
-        st.plotly_chart(fig, key="cal_fig")
+        background = bg.scores if bg is not None else None
+        grid, p = cal.curve(201, *score_span(cal.range_, background))
+        st.plotly_chart(calibration_curve(key, grid, p, method, background), key="cal_fig")
     x = st.number_input("What does this score mean?", -1.0, 1.0, 0.5, step=0.05, key="cal_x")
     st.dataframe(res.table([x]), hide_index=True, key="cal_one",
                  column_config={"percentile": st.column_config.NumberColumn("beats % of random pairs", format="%.1f"),
@@ -368,15 +311,7 @@ def probe_tab(data: LabelledPairs, data_id: str) -> None:
         return
     for note in res.notes:
         st.caption(f"ℹ️ {note}")
-    frame = res.frame()
-    labels = [f"{i} (embeddings)" if i == 0 else str(i) for i in frame.index]
-    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=labels, colorscale="Viridis",
-                               text=[[("–" if np.isnan(v) else f"{v:.1f}") for v in row] for row in frame.to_numpy()],
-                               texttemplate="%{text}", colorbar={"title": "Spearman"}))
-    fig.update_layout(title=f"{res.model}: Spearman ×100 per layer × pooling ({res.n:,} pairs"
-                      + (", whitened)" if res.whitened else ")"), yaxis_title="hidden layer", xaxis_title="pooling",
-                      height=420)
-    st.plotly_chart(fig, key="probe_fig")
+    st.plotly_chart(probe_heatmap(res.frame(), res.model, res.n, res.whitened), key="probe_fig")
     best = res.best()
     c1, c2 = st.columns(2)
     c1.metric("first_last_avg", "–" if res.first_last_avg is None else f"{res.first_last_avg:.2f}")
@@ -531,9 +466,10 @@ def w2v_train_ui() -> None:
     st.success(f"{trained.vocabulary:,} words × {trained.config.vector_size} dimensions from {trained.sentences:,} texts, "
                f"{trained.epochs_done} epoch(s){' (stopped early)' if trained.stopped else ''} in {trained.seconds:.1f} s.")
     if trained.history:
-        st.line_chart(pd.DataFrame(trained.history).set_index("epoch")["loss"], height=200)
+        st.plotly_chart(training_curves(trained.history, ["loss"], "w2v", "word2vec training loss per epoch",
+                                        "loss (gensim, summed over the epoch)"), key="w2v_history")
     word = st.text_input("Nearest words to", trained.kv.index_to_key[0], key="w2v_probe_word")
-    st.dataframe(pd.DataFrame(nearest_words(trained.kv, word), columns=["word", "cosine"]), hide_index=True, key="w2v_nn")
+    st.dataframe(nearest_words_frame(nearest_words(trained.kv, word)), hide_index=True, key="w2v_nn")
     c1, c2 = st.columns(2)
     weighting = c1.radio("Sentence vector", ["mean", "sif"], horizontal=True, key="w2v_weighting")
     c1.button("Add to the comparison", key="w2v_add", on_click=_add_w2v, args=(trained, weighting))
@@ -586,7 +522,9 @@ def esim_train_ui() -> None:
     st.success(f"Best epoch {res.best_epoch} (dev {res.best_metric:.3f}) in {res.seconds:.0f} s"
                + (" (stopped early)" if res.stopped else "") + f"; checkpoint in `{res.out_dir}`.")
     if res.history:
-        st.line_chart(pd.DataFrame(res.history).set_index("epoch").filter(like="dev_"), height=200)
+        dev = [m for m in res.history[0] if m.startswith("dev_")]
+        st.plotly_chart(training_curves(res.history, dev, "esim", "ESIM on the held-out pairs, per epoch", "metric"),
+                        key="esim_history")
     st.button("Add to the comparison", key="esim_add", on_click=_add_esim, args=(res,))
     _added_ui("esim")
 

@@ -343,3 +343,105 @@ def test_metric_bars_and_wrap():
     assert "ROC-AUC" in fig.layout.title.text
     assert charts.wrap("word " * 40, 20, max_lines=2).count("<br>") == 1
     assert charts.short("abcdef", 4) == "abc…"
+
+
+# ------------------------------------------------------------------------------------ evaluation lab
+def test_score_vs_gold_one_panel_per_model_with_its_trend():
+    rng = np.random.default_rng(0)
+    gold = rng.uniform(0, 5, 50)
+    scores = {"w2v": gold / 5 + rng.normal(0, 0.1, 50), "sbert": np.where(np.arange(50) % 7, gold / 5, np.nan)}
+    fig = charts.score_vs_gold(scores, gold)
+    assert len(fig.data) == 4  # points and trend per model
+    assert [t.name for t in fig.data] == ["w2v", "w2v trend", "sbert", "sbert trend"]
+    assert [t.marker.color for t in fig.data[::2]] == [theme.model_color("w2v"), theme.model_color("sbert")]
+    assert [t.line.color for t in fig.data[1::2]] == [theme.model_color("w2v"), theme.model_color("sbert")]
+    assert [a.text for a in fig.layout.annotations] == ["w2v", "sbert"]  # panel titles
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "model score"
+    assert fig.layout.yaxis.title.text == "gold label" and fig.layout.title.text
+    assert len(fig.data[1].x) == 10  # deciles
+
+
+def test_score_distributions_boxes_per_model_and_numeric_label_order():
+    gold = np.array([10.0, 0.5, 4.2, 1.0, np.nan])
+    fig = charts.score_distributions({"w2v": np.array([0.9, 0.1, 0.5, np.nan, 0.3]), "esim": np.ones(5)}, gold, False)
+    assert [t.name for t in fig.data] == ["w2v", "esim"]
+    assert [t.marker.color for t in fig.data] == [theme.model_color("w2v"), theme.model_color("esim")]
+    assert list(fig.data[0].x) == ["10", "0", "4"]  # rows without a score or a label are left out
+    assert list(fig.layout.xaxis.categoryarray) == ["0", "1", "4", "10"]  # by value, not as text
+    assert fig.layout.xaxis.title.text == "gold label (rounded down)" and fig.layout.yaxis.title.text == "model score"
+    binary = charts.score_distributions({"w2v": np.array([0.2, 0.8])}, np.array([0.0, 1.0]), True)
+    assert binary.layout.xaxis.title.text == "gold label"
+
+
+def test_roc_pr_lines_per_model_and_chance():
+    from backend.evaluation import roc_pr_curves
+
+    y = np.array([0, 0, 1, 1, 0, 1], dtype=float)
+    curve = roc_pr_curves(np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), y, "binary", (0.0, 1.0))
+    figs = charts.roc_pr({"w2v": curve, "bert": None, "sbert": curve}, {"w2v": 0.75, "sbert": None}, {"w2v": 0.8})
+    assert figs is not None
+    roc, pr = figs
+    assert [t.name for t in roc.data] == ["w2v (AUC 0.750)", "sbert (AUC –)", "chance"]  # no curve for bert
+    assert [t.name for t in pr.data] == ["w2v (AP 0.800)", "sbert (AP –)"]
+    assert [t.line.color for t in pr.data] == [theme.model_color("w2v"), theme.model_color("sbert")]
+    assert roc.layout.xaxis.title.text == "false positive rate" and roc.layout.yaxis.title.text == "true positive rate"
+    assert pr.layout.xaxis.title.text == "recall" and pr.layout.yaxis.title.text == "precision"
+    assert charts.roc_pr({"w2v": None}, {}, {}) is None
+
+
+def test_calibration_curve_over_the_background():
+    grid = np.linspace(0, 1, 11)
+    fig = charts.calibration_curve("sbert", grid, grid**2, "isotonic", np.array([0.1, 0.2, 0.2]))
+    hist, line = fig.data
+    assert hist.type == "histogram" and hist.marker.color == "gray" and hist.yaxis == "y2"
+    assert line.line.color == theme.model_color("sbert") and line.name == "P(similar), isotonic"
+    assert fig.layout.xaxis.title.text == "model score"
+    assert fig.layout.yaxis.title.text == "P(similar)" and list(fig.layout.yaxis.range) == [0, 1]
+    assert fig.layout.yaxis2.title.text == "share of random pairs"
+    assert len(charts.calibration_curve("sbert", grid, grid, "logistic").data) == 1  # no background
+
+
+def test_probe_heatmap_labels_layers_and_undefined_cells():
+    frame = pd.DataFrame([[50.0, np.nan], [61.25, 40.0]], index=pd.Index([0, 1], name="layer"), columns=["mean", "cls"])
+    fig = charts.probe_heatmap(frame, "bert", 1500, whitened=True)
+    assert len(fig.data) == 1
+    assert list(fig.data[0].y) == ["0 (embeddings)", "1"] and list(fig.data[0].x) == ["mean", "cls"]
+    assert [list(r) for r in fig.data[0].text] == [["50.0", "–"], ["61.2", "40.0"]]
+    assert "1,500 pairs, whitened" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "pooling" and fig.layout.yaxis.title.text == "hidden layer"
+
+
+def test_training_curves_one_line_per_metric_in_the_model_colour():
+    history = [{"epoch": 1.0, "dev_spearman": 0.5, "dev_loss": 0.3}, {"epoch": 2.0, "dev_spearman": 0.6, "dev_loss": 0.2}]
+    fig = charts.training_curves(history, ["dev_spearman", "dev_loss"], "esim", "ESIM", "metric")
+    assert [t.name for t in fig.data] == ["dev_spearman", "dev_loss"]
+    assert {t.line.color for t in fig.data} == {theme.model_color("esim")}
+    assert fig.data[0].line.dash != fig.data[1].line.dash
+    assert list(fig.data[1].y) == [0.3, 0.2] and list(fig.data[0].x) == [1.0, 2.0]
+    assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "metric"
+    assert fig.layout.showlegend
+    one = charts.training_curves([{"epoch": 1.0, "loss": 9.0}], ["loss"], "w2v", "word2vec", "loss")
+    assert one.data[0].line.color == theme.model_color("w2v") and not one.layout.showlegend
+
+
+def test_parse_label_range():
+    assert tables.parse_label_range("") is None and tables.parse_label_range("  ") is None
+    assert tables.parse_label_range("0, 5") == (0.0, 5.0)
+    for bad in ("5", "0,1,2", "a,b", "5,0"):
+        with pytest.raises(ValueError, match="label range"):
+            tables.parse_label_range(bad)
+
+
+def test_majority_language_of_small_and_mixed_sets():
+    zh = ["今天天气很好", "我喜欢读书"]
+    assert tables.majority_language(zh * 40) == "zh"  # 80 pairs: fewer than the 200 sampled, still Chinese
+    assert tables.majority_language(["The cat sleeps."] * 3 + zh) == "en"
+    assert tables.majority_language([]) == "en"
+
+
+def test_score_span_and_nearest_words_frame():
+    assert tables.score_span((0.2, 0.8)) == (0.2, 0.8)
+    assert tables.score_span((0.2, 0.8), np.array([-0.1, 0.5])) == (-0.1, 0.8)
+    assert tables.score_span((0.2, 0.8), np.array([])) == (0.2, 0.8)
+    f = tables.nearest_words_frame([("dog", 0.9), ("cat", 0.8)])
+    assert list(f.columns) == ["word", "cosine"] and f["word"].tolist() == ["dog", "cat"]

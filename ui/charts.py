@@ -7,6 +7,7 @@ applies its light or dark template), so the figures work in both themes.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -173,4 +174,160 @@ def metric_bars(metrics: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
     fig.update_layout(title=f"{metric} against the gold column, per model", xaxis_title="model",
                       yaxis_title=metric, yaxis_range=[min(0.0, float(np.nanmin(metrics["value"])) if metrics["value"].notna().any() else 0.0), 1.05],
                       margin={"t": 60})
+    return fig
+
+
+# ------------------------------------------------------------------------------------- evaluation lab
+#: height of the Evaluation lab's charts: two fit on a laptop screen with the tab's controls above them.
+EVAL_HEIGHT = 380
+
+
+def score_vs_gold(scores: Mapping[str, np.ndarray], gold: np.ndarray) -> go.Figure:
+    """One panel per model: each pair's score against its gold label, and the binned trend line.
+
+    Parameters
+    ----------
+    scores : mapping
+        Model key -> scores, shape (n,) (NaN = no score); panels in this order.
+    gold : np.ndarray, shape (n,)
+        Gold labels of the same pairs.
+
+    The trend is :func:`backend.evaluation.binned_trend` (mean gold per score decile), in the model's colour.
+    """
+    from plotly.subplots import make_subplots
+
+    from backend.evaluation import binned_trend
+
+    names = list(scores)
+    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names, shared_yaxes=True)
+    y = np.asarray(gold, dtype=float)
+    for i, k in enumerate(names, start=1):
+        s = np.asarray(scores[k], dtype=float)
+        fig.add_trace(go.Scattergl(x=s, y=y, mode="markers", name=k, showlegend=False,
+                                   marker={"color": model_color(k), "size": 4, "opacity": 0.45},
+                                   hovertemplate="score %{x:.3f}<br>gold %{y:g}<extra>" + k + "</extra>"), 1, i)
+        tx, ty = binned_trend(s, y)
+        fig.add_trace(go.Scatter(x=tx, y=ty, mode="lines+markers", name=f"{k} trend", showlegend=False,
+                                 line={"color": model_color(k), "width": 3}), 1, i)
+        fig.update_xaxes(title_text="model score", row=1, col=i)
+    fig.update_yaxes(title_text="gold label", row=1, col=1)
+    fig.update_layout(title="Score vs gold (line: mean gold per score decile)", height=EVAL_HEIGHT)
+    return fig
+
+
+def score_distributions(scores: Mapping[str, np.ndarray], gold: np.ndarray, binary: bool) -> go.Figure:
+    """Box plots of each model's scores per gold label (graded labels rounded down to whole numbers).
+
+    The gold categories are ordered by value (plotly would order them by first appearance in the data).
+    """
+    g = np.asarray(gold, dtype=float)
+    y = g if binary else np.floor(g)
+    fig = go.Figure()
+    for k, s in scores.items():
+        s = np.asarray(s, dtype=float)
+        ok = np.isfinite(s) & np.isfinite(y)
+        fig.add_trace(go.Box(x=[f"{v:g}" for v in y[ok]], y=s[ok], name=k, marker_color=model_color(k), boxmean=True))
+    order = [f"{v:g}" for v in np.unique(y[np.isfinite(y)])]
+    fig.update_layout(boxmode="group", title="Score distribution per gold label", height=EVAL_HEIGHT,
+                      xaxis_title="gold label" + ("" if binary else " (rounded down)"), yaxis_title="model score",
+                      xaxis={"categoryorder": "array", "categoryarray": order})
+    return fig
+
+
+def roc_pr(curves: Mapping[str, Mapping[str, np.ndarray] | None], auc: Mapping[str, float | None],
+           average_precision: Mapping[str, float | None]) -> tuple[go.Figure, go.Figure] | None:
+    """ROC and precision-recall curves, one line per model in its colour; None when no model has a curve.
+
+    Parameters
+    ----------
+    curves : mapping
+        Model key -> :func:`backend.evaluation.roc_pr_curves` output (``fpr, tpr, precision, recall``), or
+        None where a class is missing.
+    auc, average_precision : mapping
+        Model key -> the metric, shown in the legend.
+    """
+    def fmt(x: float | None) -> str:
+        return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
+
+    drawn = [k for k, c in curves.items() if c is not None]
+    if not drawn:
+        return None
+    roc, pr = go.Figure(), go.Figure()
+    for k in drawn:
+        c = curves[k]
+        roc.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], name=f"{k} (AUC {fmt(auc.get(k))})", line={"color": model_color(k)}))
+        pr.add_trace(go.Scatter(x=c["recall"], y=c["precision"], name=f"{k} (AP {fmt(average_precision.get(k))})",
+                                line={"color": model_color(k)}))
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot", "color": "gray"}))
+    roc.update_layout(title="ROC", xaxis_title="false positive rate", yaxis_title="true positive rate", height=EVAL_HEIGHT)
+    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", height=EVAL_HEIGHT)
+    return roc, pr
+
+
+def calibration_curve(key: str, grid: np.ndarray, p_similar: np.ndarray, method: str,
+                      background: np.ndarray | None = None) -> go.Figure:
+    """P(similar) as a function of the score (model colour), over the histogram of random pairs' scores.
+
+    Parameters
+    ----------
+    grid, p_similar : np.ndarray, shape (m,)
+        ``Calibrator.curve`` output.
+    background : np.ndarray, optional
+        Scores of random pairs (what "unrelated" looks like), on a second y axis.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if background is not None:
+        fig.add_trace(go.Histogram(x=background, name="random pairs", opacity=0.35, marker_color="gray",
+                                   histnorm="probability"), secondary_y=True)
+    fig.add_trace(go.Scatter(x=grid, y=p_similar, name=f"P(similar), {method}",
+                             line={"color": model_color(key), "width": 3}), secondary_y=False)
+    fig.update_layout(title=f"{key}: P(similar) and the background of random pairs", height=EVAL_HEIGHT,
+                      xaxis_title="model score")
+    fig.update_yaxes(title_text="P(similar)", range=[0, 1], secondary_y=False)
+    fig.update_yaxes(title_text="share of random pairs", secondary_y=True)
+    return fig
+
+
+def probe_heatmap(frame: pd.DataFrame, model: str, n: int, whitened: bool) -> go.Figure:
+    """Spearman x 100 per hidden layer (rows; 0 = embedding output) x pooling (columns), cells labelled.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :meth:`backend.probe.ProbeResult.frame` (index ``layer``, one column per pooling; NaN = undefined).
+    """
+    z = frame.to_numpy(dtype=float)
+    rows = [f"{i} (embeddings)" if i == 0 else str(i) for i in frame.index]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(frame.columns), y=rows, colorscale="Viridis", colorbar={"title": "Spearman"},
+        text=[[("–" if np.isnan(v) else f"{v:.1f}") for v in row] for row in z], texttemplate="%{text}",
+        hovertemplate="layer %{y}, %{x}: %{z:.1f}<extra></extra>",
+    ))
+    fig.update_layout(title=f"{model}: Spearman ×100 per layer × pooling ({n:,} pairs" + (", whitened)" if whitened else ")"),
+                      yaxis_title="hidden layer", xaxis_title="pooling", height=420)
+    return fig
+
+
+def training_curves(history: Sequence[Mapping[str, float]], metrics: Sequence[str], key: str, title: str,
+                    yaxis_title: str) -> go.Figure:
+    """Metrics per epoch of a model being trained, in the colour of its family (``w2v``, ``esim``).
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One dict per epoch with ``epoch`` and the metrics (``BackgroundJob``/trainer history).
+    metrics : sequence of str
+        Which entries to draw, one line each (told apart by dash style, all in the model's colour).
+    """
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
+    epochs = [h.get("epoch") for h in history]
+    fig = go.Figure()
+    for i, m in enumerate(metrics):
+        fig.add_trace(go.Scatter(x=epochs, y=[h.get(m) for h in history], mode="lines+markers", name=m,
+                                 line={"color": model_color(key), "dash": dashes[i % len(dashes)]}))
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=yaxis_title, height=260, margin={"t": 50, "b": 40},
+                      showlegend=len(metrics) > 1)
+    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(len(epochs) / 10)))  # whole epochs, at most ~10 ticks
     return fig

@@ -411,6 +411,51 @@ def empty_cells(frame: pd.DataFrame, a_col: str, b_col: str) -> int:
     return int(((a == "") | (b == "") | frame[a_col].isna() | frame[b_col].isna()).sum())
 
 
+# ---------------------------------------------------------------------------------- evaluation lab
+def parse_label_range(text: str) -> tuple[float, float] | None:
+    """The declared range of a gold label as typed (``"0,5"`` -> ``(0.0, 5.0)``); empty -> None (inferred).
+
+    Raises
+    ------
+    ValueError
+        With a message for the person who typed it: not two numbers, or the low end not first.
+    """
+    if not text.strip():
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"the label range must be two numbers, e.g. 0,5 (not {text.strip()!r})") from None
+    if not lo < hi:
+        raise ValueError(f"the label range must start with its low end, e.g. 0,5 (not {text.strip()!r})")
+    return lo, hi
+
+
+def majority_language(texts: Sequence[str], sample: int = 200) -> str:
+    """``"zh"`` when most of the first ``sample`` texts are Chinese, else ``"en"``.
+
+    The calibration tab draws its random background pairs from the demo corpus in this language: random
+    English pairs say nothing about what a score means for Chinese pairs.
+    """
+    from backend.text import detect_language
+
+    head = list(texts[:sample])
+    return "zh" if head and sum(detect_language(t) == "zh" for t in head) > len(head) / 2 else "en"
+
+
+def score_span(fitted: tuple[float, float], background: np.ndarray | None = None) -> tuple[float, float]:
+    """The score range a calibration curve is drawn over: the fitted scores' range, widened to the background's."""
+    lo, hi = float(fitted[0]), float(fitted[1])
+    if background is not None and len(background):
+        lo, hi = min(lo, float(np.min(background))), max(hi, float(np.max(background)))
+    return lo, hi
+
+
+def nearest_words_frame(pairs: Sequence[tuple[str, float]]) -> pd.DataFrame:
+    """``word, cosine`` rows from :func:`backend.w2v_training.nearest_words`."""
+    return pd.DataFrame(list(pairs), columns=["word", "cosine"])
+
+
 # ------------------------------------------------------------------------------------------- models
 #: sentences timed for throughput: enough batches to amortise start-up, few enough to finish in seconds.
 BENCH_SENTENCES = 256
