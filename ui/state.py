@@ -57,10 +57,11 @@ def backend() -> Backend:
 def session_id() -> str:
     """This browser session's id: the ``owner`` of the models trained in it (``Registry.visible(owner)``).
 
-    Kept in ``st.session_state``, so it lives as long as the browser tab's session. Six hex digits keep the
-    keys of session models (``w2v-<id>-1``) short in tables and URLs.
+    Kept in ``st.session_state``, so it lives as long as the browser tab's session. Twelve hex digits (48 random
+    bits): two sessions of a long-running server sharing an id, and so each other's models, is vanishingly
+    unlikely, while session models' keys (``w2v-<id>-1``) stay readable.
     """
-    return st.session_state.setdefault("session_id", uuid.uuid4().hex[:6])
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
 
 
 def visible_keys() -> list[str]:
