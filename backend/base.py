@@ -200,10 +200,12 @@ class SentenceModel:
         valid = np.zeros(len(cleaned), dtype=bool)
         if idx:
             sub = self._encode([cleaned[i] for i in idx], batch_size or self.default_batch_size, show_progress_bar, progress)
-            for j, i in enumerate(idx):
-                vectors[i] = sub.vectors[j]
-                valid[i] = sub.valid[j]
-                warnings[i].extend(sub.warnings[j])
+            rows = np.asarray(idx, dtype=np.int64)
+            vectors[rows] = sub.vectors
+            valid[rows] = sub.valid
+            for j, w in enumerate(sub.warnings):
+                if w:
+                    warnings[idx[j]].extend(w)
         return Encoding(vectors, valid, warnings)
 
     default_batch_size: int = 64

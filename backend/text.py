@@ -65,6 +65,8 @@ def detect_language(text: str) -> Language:
     ``"mixed"`` when both scripts are substantial, ``"en"`` when it has Latin letters only and
     ``"unknown"`` when it has neither (digits, emoji, punctuation).
     """
+    if text.isascii():  # fast path: most English input; no CJK possible
+        return "en" if _LATIN.search(text) else "unknown"
     n_cjk = len(_CJK.findall(text))
     n_lat = len(_LATIN.findall(text))
     if n_cjk == 0 and n_lat == 0:

@@ -173,10 +173,10 @@ class WordVectorModel(SentenceModel):
         fast = [i for i, t in enumerate(texts) if t.isascii()]
         if fast:
             toks = _FAST_TOKENS[self.contractions].findall(_SEP.join(texts[i] for i in fast).lower())
-            tok_arr = np.array(toks, dtype=object)
-            is_sep = tok_arr == _SEP
+            # The separator maps to -2 through a one-entry fallback dict, so one lookup pass finds both.
+            ids = np.fromiter((get(t, -1) if t != _SEP else -2 for t in toks), dtype=np.int64, count=len(toks))
+            is_sep = ids == -2
             row_of = np.asarray(fast, dtype=np.int64)[np.cumsum(is_sep)]
-            ids = np.fromiter((get(t, -1) for t in toks), dtype=np.int64, count=len(toks))
             words = ~is_sep
             n_tokens += np.bincount(row_of[words], minlength=n)
             known = words & (ids >= 0)
@@ -205,9 +205,16 @@ class WordVectorModel(SentenceModel):
         r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         vals = self._weights[c] if self._weights is not None else np.ones(len(c), dtype=np.float32)
-        # Duplicate (row, col) entries are summed by scipy: a repeated word counts twice, as in a mean.
-        w = sp.csr_matrix((vals, (r, c)), shape=(n, self._matrix.shape[0]))
-        counts = np.bincount(r, minlength=n).astype(np.float32)
+        # Build the CSR matrix directly from row-sorted entries (the fast path yields them sorted; sort only
+        # when Chinese/non-ASCII rows were appended), skipping scipy's COO sort. A repeated word is simply
+        # two entries in its row, so it counts twice, as in a mean.
+        if len(r) > 1 and (np.diff(r) < 0).any():
+            order = np.argsort(r, kind="stable")
+            r, c, vals = r[order], c[order], vals[order]
+        counts_i = np.bincount(r, minlength=n)
+        indptr = np.concatenate([[0], np.cumsum(counts_i)])
+        w = sp.csr_matrix((vals, c, indptr), shape=(n, self._matrix.shape[0]))
+        counts = counts_i.astype(np.float32)
         sums = np.asarray(w @ self._matrix, dtype=np.float32)
         has = counts > 0
         sums[has] /= counts[has, None]
