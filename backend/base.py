@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,6 @@ class PairScores:
     scores: np.ndarray
     warnings: list[list[str]]
     model: str = ""
-    details: list[dict[str, Any]] = field(default_factory=list)
 
 
 class UnknownOptionError(TypeError):

@@ -32,12 +32,9 @@ Method = Literal["isotonic", "logistic"]
 
 def demo_corpus_texts(lang: str = "en") -> list[str]:
     """Texts of the bundled demo corpus (our own writing) in one language (``"en"``, ``"zh"``) or ``"all"``."""
-    from backend.registry import PROJECT_ROOT
+    from backend.io import load_demo_corpus
 
-    corpus = pd.read_csv(PROJECT_ROOT / "backend" / "data" / "demo_corpus.csv", keep_default_na=False)
-    if lang != "all":
-        corpus = corpus[corpus["lang"] == lang]
-    return corpus["text"].tolist()
+    return load_demo_corpus(lang)["text"].tolist()
 
 
 def random_pairs(n_texts: int, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

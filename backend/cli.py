@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from backend.io import TableError, guess_text_columns, read_table, require_columns
+from backend.io import TableError, read_table, resolve_pair_columns
 
 #: subcommands other modules add: name -> (configure(parser), run(args) -> exit code)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -55,6 +54,21 @@ def command(name: str, help: str):
 def _models_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=None, help="comma-separated registry keys (default: the registry's defaults)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+
+
+def progress_bar(unit: str, quiet: bool = False):
+    """A tqdm bar on stderr and a ``progress(done, total)`` callback that drives it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=unit, file=sys.stderr, disable=quiet)
+    last = [0]
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - last[0])
+        last[0] = done
+
+    return bar, progress
 
 
 def _backend(args: argparse.Namespace):
@@ -93,22 +107,6 @@ run_pair.configure = _configure_pair
 
 
 # ------------------------------------------------------------------------------------------------ score
-def resolve_pair_columns(frame: pd.DataFrame, a_col: str | None, b_col: str | None) -> tuple[str, str]:
-    """The two text columns: as given (checked), else guessed; raises TableError naming the file's columns."""
-    if a_col or b_col:
-        ga, gb = guess_text_columns(frame)
-        a_col, b_col = a_col or ga, b_col or gb
-        require_columns(frame, *(c for c in (a_col, b_col) if c))
-    else:
-        a_col, b_col = guess_text_columns(frame)
-    if not a_col or not b_col:
-        raise TableError(
-            f"could not find two text columns; the file has: {', '.join(map(repr, frame.columns))}. "
-            "Name them with --a-col and --b-col"
-        )
-    return a_col, b_col
-
-
 def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str],
                 progress: Callable[[int, int], None] | None = None, chunk: int = 2048,
                 options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -147,8 +145,6 @@ def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str]
 
 @command("score", "add score_<key> columns to a CSV/TSV of sentence pairs")
 def run_score(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     try:
         table = read_table(args.input)
         a_col, b_col = resolve_pair_columns(table.frame, args.a_col, args.b_col)
@@ -161,13 +157,7 @@ def run_score(args: argparse.Namespace) -> int:
     keys = be.registry.parse_keys(args.models)
     n = len(table.frame)
     print(f"scoring {n} pairs ({a_col!r} vs {b_col!r}) with {', '.join(keys)} on {be.device}", file=sys.stderr)
-    bar = tqdm(total=n * len(keys), unit="pair", file=sys.stderr, disable=args.quiet)
-    last = [0]
-
-    def progress(done: int, total: int) -> None:
-        bar.update(done - last[0])
-        last[0] = done
-
+    bar, progress = progress_bar("pair", args.quiet)
     t0 = time.perf_counter()
     out, errors = score_frame(be, table.frame, a_col, b_col, keys, progress)
     bar.close()
@@ -258,6 +248,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
 
-
-def _nan_to_none(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -41,7 +41,14 @@ import pandas as pd
 from scipy import stats
 
 from backend.base import ProgressFn
-from backend.io import TableError, guess_label_column, read_table, require_columns
+from backend.io import (
+    TableError,
+    guess_label_column,
+    load_demo_corpus,
+    read_table,
+    require_columns,
+    resolve_pair_columns,
+)
 from backend.text import clean_text
 
 LabelKind = Literal["graded", "binary"]
@@ -176,8 +183,6 @@ def labelled_from_frame(
     TableError
         Text or label columns missing; the message names what is needed and the file's columns.
     """
-    from backend.cli import resolve_pair_columns
-
     a_col, b_col = resolve_pair_columns(frame, a_col, b_col)
     if label_col:
         require_columns(frame, label_col)
@@ -245,10 +250,7 @@ def demo_labelled_pairs(n: int = 200, seed: int = 0, lang: str = "en") -> Labell
     Half the pairs share a topic. Topic agreement is a coarse notion of similarity, so the numbers it
     gives are for trying the tools, not for comparing models seriously.
     """
-    from backend.registry import PROJECT_ROOT
-
-    corpus = pd.read_csv(PROJECT_ROOT / "backend" / "data" / "demo_corpus.csv", keep_default_na=False)
-    corpus = corpus[corpus["lang"] == lang].reset_index(drop=True)
+    corpus = load_demo_corpus(lang)
     rng = np.random.default_rng(seed)
     by_topic = {t: g.index.to_numpy() for t, g in corpus.groupby("topic")}
     topics = list(by_topic)

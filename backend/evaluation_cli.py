@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from backend.cli import _backend, _models_arg, command
+from backend.cli import _backend, _models_arg, command, progress_bar
 from backend.evaluation import format_table, load_labelled_pairs, paper_table, parse_model_list
 from backend.io import TableError
 
@@ -48,20 +48,6 @@ def _load(args: argparse.Namespace):
     return load_labelled_pairs(args.input, args.a_col, args.b_col, args.label_col, rng, max_rows=args.max_rows)
 
 
-def _progress_bar(args: argparse.Namespace, unit: str):
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit=unit, file=sys.stderr, disable=args.quiet)
-    last = [0]
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - last[0])
-        last[0] = done
-
-    return bar, progress
-
-
 # --------------------------------------------------------------------------------------------- evaluate
 @command("evaluate", "metrics of every model against gold similarity labels (Spearman, Pearson, AUC, F1)")
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -84,7 +70,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     lo, hi = data.label_range
     print(f"evaluating {len(data)} pairs ({a_col!r} vs {b_col!r}, {data.kind} label {label_col!r} on {lo:g}–{hi:g}) "
           f"with {', '.join(m[0] for m in models)} on {be.device}", file=sys.stderr)
-    bar, progress = _progress_bar(args, "pair")
+    bar, progress = progress_bar("pair", args.quiet)
     report = evaluate(be, data, models, progress)
     bar.close()
     for name, r in report.results.items():
@@ -127,7 +113,7 @@ def run_probe(args: argparse.Namespace) -> int:
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
     be = _backend(args)
-    bar, progress = _progress_bar(args, "sentence")
+    bar, progress = progress_bar("sentence", args.quiet)
     try:
         result = probe_model(be, args.model, data, whiten=args.whiten, whiten_dim=args.whiten_dim, progress=progress)
     except ValueError as exc:

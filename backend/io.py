@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,9 @@ import pandas as pd
 ENCODINGS = ("utf-8-sig", "gb18030")
 SEPARATORS = (",", "\t", ";", "|")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: column names that hold a gold label, in order of preference.
+LABEL_NAMES = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "y")
+DEMO_CORPUS = Path(__file__).resolve().parent / "data" / "demo_corpus.csv"
 
 
 class TableError(ValueError):
@@ -167,13 +171,47 @@ def guess_text_columns(frame: pd.DataFrame) -> tuple[str | None, str | None]:
 
 def guess_label_column(frame: pd.DataFrame, exclude: tuple[str | None, ...] = ()) -> str | None:
     """A numeric column named like a gold label (score, label, similarity, ...), if any."""
-    names = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "y")
     for c in frame.columns:
         if c in exclude:
             continue
-        if c.lower() in names and pd.to_numeric(frame[c], errors="coerce").notna().mean() > 0.9:
+        if c.lower() in LABEL_NAMES and pd.to_numeric(frame[c], errors="coerce").notna().mean() > 0.9:
             return c
     return None
+
+
+def resolve_pair_columns(frame: pd.DataFrame, a_col: str | None, b_col: str | None) -> tuple[str, str]:
+    """The two text columns: as given (checked), else guessed; raises TableError naming the file's columns."""
+    if a_col or b_col:
+        ga, gb = guess_text_columns(frame)
+        a_col, b_col = a_col or ga, b_col or gb
+        require_columns(frame, *(c for c in (a_col, b_col) if c))
+    else:
+        a_col, b_col = guess_text_columns(frame)
+    if not a_col or not b_col:
+        raise TableError(
+            f"could not find two text columns; the file has: {', '.join(map(repr, frame.columns))}. "
+            "Name them with --a-col and --b-col"
+        )
+    return a_col, b_col
+
+
+@lru_cache(maxsize=1)
+def _demo_corpus() -> pd.DataFrame:
+    return pd.read_csv(DEMO_CORPUS, dtype=str, keep_default_na=False)
+
+
+def load_demo_corpus(lang: str = "all") -> pd.DataFrame:
+    """The bundled demo corpus (``text, topic, lang``; our own writing), read once per process.
+
+    Parameters
+    ----------
+    lang : {"all", "en", "zh"}
+        Keep one language's rows (index reset).
+    """
+    frame = _demo_corpus()
+    if lang != "all":
+        frame = frame[frame["lang"] == lang].reset_index(drop=True)
+    return frame.copy()  # callers may modify their copy; the cached one stays as read
 
 
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:

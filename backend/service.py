@@ -48,7 +48,6 @@ class ModelResult:
     error : str or None
     seconds : float
         Wall time of this model's part of the request.
-    details : list of dict
     """
 
     key: str
@@ -57,7 +56,6 @@ class ModelResult:
     used: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
-    details: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self, i: int = 0) -> dict[str, Any]:
         """``{"score": float | None, "warnings": [...], "model": key}`` for pair ``i`` (the CLI contract)."""
@@ -252,9 +250,11 @@ class Backend:
         try:
             # Route pairs whose texts are in a variant's language (Chinese -> esim-zh) to that variant.
             groups: dict[str, list[int]] = {}
+            # Only models that declare variants pay for language detection (it runs per pair).
+            route = route_language and bool(self.registry[key].variants)
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 k = key
-                if route_language:
+                if route:
                     langs = {detect_language(x), detect_language(y)} - {"unknown"}
                     if langs == {"zh"}:
                         k = self.variant_for(key, "zh")
@@ -264,7 +264,6 @@ class Backend:
             scores = np.full(len(a), np.nan, dtype=np.float32)
             warnings: list[list[str]] = [[] for _ in a]
             used = [key] * len(a)
-            details: list[dict[str, Any]] = [{} for _ in a]
             for k, idx in groups.items():
                 fallback_note = None
                 if k == key:
@@ -287,7 +286,7 @@ class Backend:
                         warnings[i].append(f"scored by {k} (the {self.registry[k].language} variant of {key})")
                     if fallback_note:
                         warnings[i].append(fallback_note)
-            return ModelResult(key, scores, warnings, used, None, time.perf_counter() - t0, details)
+            return ModelResult(key, scores, warnings, used, None, time.perf_counter() - t0)
         except Exception as exc:
             return ModelResult(key, None, [[] for _ in a], [key] * len(a), _describe(exc), time.perf_counter() - t0)
 
@@ -347,12 +346,12 @@ class Backend:
     # ------------------------------------------------------------------------------------------- search
     def neighbours(
         self, key: str, queries: Sequence[str], corpus: Sequence[str], k: int = 10,
-        options: dict[str, Any] | None = None, progress: ProgressFn | None = None, exclude_self: bool = False,
+        options: dict[str, Any] | None = None, progress: ProgressFn | None = None,
     ) -> Neighbours:
         """Exact top-``k`` cosine neighbours of each query in ``corpus`` (matrix product, chunked).
 
         For ESIM this uses the ESIM encoder vector (its input-encoding layer pooled); rerank with
-        :meth:`rerank` for ESIM's real pair score. ``exclude_self`` drops corpus items identical to the query.
+        :meth:`rerank` for ESIM's real pair score.
         """
         m = self.model(key, **(options or {}))
         c_enc = self._embed_with(m, corpus, progress)
@@ -365,10 +364,6 @@ class Backend:
             q = q_enc.vectors[s : s + 256]
             sims = q @ cvecs.T
             sims[:, ~c_enc.valid] = -np.inf
-            if exclude_self:
-                cl = [clean_text(t) for t in corpus]
-                for r, qt in enumerate(queries[s : s + 256]):
-                    sims[r, [j for j, t in enumerate(cl) if t == clean_text(qt)]] = -np.inf
             if k_eff == 0:
                 continue
             part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]

@@ -16,16 +16,15 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from backend.io import load_demo_corpus
 from backend.service import Backend, Neighbours
 
-DEMO_CORPUS = Path(__file__).resolve().parent.parent / "backend" / "data" / "demo_corpus.csv"
 _LOG = logging.getLogger(__name__)
 
 
@@ -105,10 +104,9 @@ def loaded_layers(key: str) -> int | None:
         return None
 
 
-@st.cache_data(show_spinner=False)
 def demo_corpus() -> pd.DataFrame:
-    """The bundled demo corpus (``text, topic, lang``)."""
-    return pd.read_csv(DEMO_CORPUS, dtype=str, keep_default_na=False)
+    """The bundled demo corpus (``text, topic, lang``; read once per process by the backend)."""
+    return load_demo_corpus()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -288,25 +288,21 @@ def label_metrics(frame: pd.DataFrame, label_col: str, keys: Sequence[str]) -> p
     pandas.DataFrame
         ``model, metric, value, pairs`` (``value`` NaN when it cannot be computed, e.g. one class only).
     """
-    from scipy.stats import spearmanr
-    from sklearn.metrics import roc_auc_score
+    from backend.evaluation import compute_metrics, parse_labels
 
-    gold = pd.to_numeric(frame[label_col], errors="coerce")
-    binary = is_binary(gold)
+    gold, _ = parse_labels(frame[label_col].tolist())
+    binary = is_binary(frame[label_col])
     rows = []
     for key in keys:
         col = f"score_{key}"
         if col not in frame:
             continue
-        s = pd.to_numeric(frame[col], errors="coerce")
-        ok = gold.notna() & s.notna()
-        y, p = gold[ok].to_numpy(), s[ok].to_numpy()
-        value = float("nan")
-        if binary and len(np.unique(y)) == 2:
-            value = float(roc_auc_score(y.astype(int), p))
-        elif not binary and len(y) >= 3 and np.ptp(y) > 0 and np.ptp(p) > 0:
-            value = float(spearmanr(y, p).statistic)
-        rows.append({"model": key, "metric": "ROC-AUC" if binary else "Spearman ρ", "value": value, "pairs": int(ok.sum())})
+        scores = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        # The Evaluation lab's own metric code, so the two pages can never disagree on a number.
+        m = compute_metrics(scores, gold, "binary" if binary else "graded")
+        value = m.auc if binary else (None if m.spearman is None else m.spearman / 100)
+        rows.append({"model": key, "metric": "ROC-AUC" if binary else "Spearman ρ",
+                     "value": float("nan") if value is None else float(value), "pairs": m.n})
     return pd.DataFrame(rows, columns=["model", "metric", "value", "pairs"])
 
 

