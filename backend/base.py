@@ -1,10 +1,12 @@
-"""The two roles every model plays, and the result objects that carry warnings with the numbers.
+"""The two roles a model can play, and the result objects that carry warnings with the numbers.
 
-* A **sentence encoder** maps texts to vectors: ``encode(texts) -> np.ndarray`` of shape ``(n, d)``.
-* A **pair scorer** maps two aligned lists of texts to scores: ``score(a, b) -> np.ndarray`` of shape ``(n,)``.
+* An :class:`Encoder` maps texts to vectors: ``encode(texts) -> np.ndarray`` of shape ``(n, d)``; the score
+  of a pair is the cosine of its two vectors.
+* A :class:`PairScorer` reads both texts of a pair together: ``score(a, b) -> np.ndarray`` of shape ``(n,)``
+  and ``rank(query, documents)``, like sentence-transformers' ``CrossEncoder``.
 
-Embedding models do both (their pair score is the cosine of the two vectors). ESIM is first a pair scorer
-(it reads both sentences together) and second an encoder (its input-encoding layer pooled).
+A family subclasses one role or both (ESIM is a pair scorer that also gives an "encoder vector"); pages ask the
+backend which roles a model has (:meth:`backend.service.Backend.roles`) instead of trying and failing.
 
 Every call also reports per-text warnings (empty text, unknown words, truncation, a language the model was
 not trained on) through the ``*_detailed`` variants, so the dashboard and the command line can say *why* a
@@ -21,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.options import Option, validate_options
+from backend.options import defaults as option_defaults
 from backend.registry import ModelSpec
 from backend.text import clean_text, detect_language
 
@@ -69,39 +73,72 @@ class PairScores:
     model: str = ""
 
 
-class UnknownOptionError(TypeError):
-    """Raised for keyword arguments a model does not know (like sentence-transformers, we never ignore them)."""
+ENCODER = "encoder"
+PAIR_SCORER = "pair_scorer"
+Role = str
+"""``"encoder"`` (gives sentence vectors) or ``"pair_scorer"`` (reads both sentences of a pair together)."""
+
+
+def truncation_message(n_tokens: int, limit: int, cut_after: str, unit: str = "tokens", kept: int | None = None,
+                       side: str = "") -> str:
+    """The one wording every family uses for "this text was cut": how long it was, the limit, where it was cut.
+
+    ``kept`` is the number of the text's own tokens read when the limit also counts special tokens
+    ([CLS]/[SEP]); ``side`` names which text of a pair was cut ("A"/"B") when the limit is per pair.
+    """
+    read = limit if kept is None else kept
+    who = f"{side} " if side else ""
+    return (f"{who}truncated: {n_tokens} {unit} > limit {limit}; only the first {read} were read "
+            f"(cut after {cut_after!r})")
 
 
 class SentenceModel:
-    """Base class for every model family.
+    """What every model family shares: identity, declared options, languages, a lock, the model card.
 
-    Subclasses implement :meth:`_encode` (encoders) and/or :meth:`_score` (pair scorers) on *cleaned,
-    non-empty* texts; this class does the cleaning, empty-text handling, warnings and cosine scoring.
+    A family does not subclass this directly but one or both *roles*: :class:`Encoder` (texts -> vectors)
+    and :class:`PairScorer` (pairs -> scores, reading both texts together). ESIM is both. The roles are types,
+    so ``isinstance(model, PairScorer)`` is the whole test for "scores pairs natively"; the backend answers
+    :meth:`~backend.service.Backend.roles` from the family class without loading weights.
 
     Parameters
     ----------
     spec : ModelSpec
-        The registry entry this model was built from.
+        The registry entry; its ``options`` are checked against :attr:`OPTIONS` (unknown names, wrong types,
+        values out of range raise :class:`~backend.options.OptionError`) and completed with the defaults.
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
     """
 
-    #: does this family produce sentence vectors?
-    can_encode: bool = True
-    #: does this family score pairs (natively or by cosine)?
-    can_score: bool = True
+    #: the family's options, declared once (name, type, choices/range, default, why); see backend/options.py.
+    OPTIONS: tuple[Option, ...] = ()
     #: languages the weights were trained on ("en", "zh"); texts in others get a warning.
     languages: tuple[str, ...] = ("en",)
+    #: True when ``score(a, b) == score(b, a)`` by construction (the contract tests check it).
+    symmetric: bool = True
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
-        self.spec = spec
+        checked = validate_options(self.OPTIONS, spec.options, spec.key)
+        # Every option explicit: the cache key (config_id) is then the same whether a default was written in
+        # the registry or not.
+        self.spec = spec.with_options(**{**option_defaults(self.OPTIONS), **checked})
         self.device = device
-        # One lock per model: HF fast tokenizers are not thread-safe, and Streamlit serves sessions as threads.
+        # One lock per model, held per forward batch (never across a whole request, so one visitor's big job
+        # does not make another wait for it): HF fast tokenizers are not thread-safe, and Streamlit serves
+        # sessions as threads.
         self.lock = threading.RLock()
         self.load_seconds: float = 0.0
 
     # ----------------------------------------------------------------------------------------- identity
+    @classmethod
+    def roles_of(cls) -> frozenset[Role]:
+        """The roles this family plays, from its base classes."""
+        return frozenset(r for r, base in ((ENCODER, Encoder), (PAIR_SCORER, PairScorer)) if issubclass(cls, base))
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """``{"encoder"}``, ``{"pair_scorer"}`` or both."""
+        return self.roles_of()
+
     @property
     def key(self) -> str:
         """Registry key (``"w2v"``, ``"bert"``, ...)."""
@@ -112,11 +149,21 @@ class SentenceModel:
         """Stable id of everything that changes this model's output (key, source, options)."""
         return self.spec.config_id
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every option's current value (registry values and run-time changes over the defaults)."""
+        return dict(self.spec.options)
+
+    def option_specs(self) -> tuple[Option, ...]:
+        """The declared options, with ranges narrowed to these weights where they depend on them."""
+        return self.OPTIONS
+
     def info(self) -> dict[str, Any]:
-        """Facts for the model card: family, source, dimension, parameters, device, dtype, ..."""
+        """Facts for the model card: family, roles, source, dimension, parameters, device, dtype, ..."""
         return {
             "key": self.key,
             "family": self.spec.family,
+            "roles": sorted(self.roles),
             "label": self.spec.label,
             "source": self.spec.source,
             "language": self.spec.language,
@@ -124,30 +171,49 @@ class SentenceModel:
             "device": self.device,
             "load_seconds": round(self.load_seconds, 2),
             "note": self.spec.note,
+            "licence": self.spec.licence,
         }
 
     def with_options(self, **options: Any) -> SentenceModel:
-        """A view of this model with other *inference* options (layer, pooling, weighting), sharing weights.
+        """A view of this model with other *run-time* options (layer, pooling, weighting), sharing weights.
 
         Raises
         ------
-        UnknownOptionError
-            For an option this family does not have.
+        OptionError
+            An option this family does not declare, a load-time option, or a value it does not accept.
         """
-        unknown = set(options) - set(self.runtime_options)
-        if unknown:
-            raise UnknownOptionError(f"{self.key}: unknown option(s) {sorted(unknown)}; known: {sorted(self.runtime_options)}")
+        checked = validate_options(self.option_specs(), options, self.key, runtime_only=True)
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.spec = self.spec.with_options(**options)
+        clone.spec = self.spec.with_options(**checked)
         clone._apply_options()
         return clone
 
-    #: option names that :meth:`with_options` may change without reloading weights.
-    runtime_options: tuple[str, ...] = ()
-
     def _apply_options(self) -> None:
-        """Hook: re-read ``self.spec.options`` after :meth:`with_options`."""
+        """Hook: re-read ``self.options`` after :meth:`with_options`."""
+
+    default_batch_size: int = 64
+
+    def _language_warnings(self, text: str) -> list[str]:
+        if not text:
+            return []
+        lang = detect_language(text)
+        if lang in ("unknown",) or lang in self.languages:
+            return []
+        if lang == "mixed":
+            if "zh" in self.languages and "en" in self.languages:
+                return []
+            return [f"mixed Chinese/English text; {self.key} was trained on {'/'.join(self.languages)} only"]
+        return [f"text looks {'Chinese' if lang == 'zh' else 'English'}; {self.key} was trained on {'/'.join(self.languages)} only"]
+
+
+class Encoder(SentenceModel):
+    """The encoder role: texts -> L2-normalised vectors; a pair's score is the cosine of its two vectors.
+
+    A family implements :meth:`_encode` on cleaned, non-empty texts and :attr:`dim`; this class does the
+    cleaning, empty-text handling and warnings (like ``SentenceTransformer.encode``, one string in gives a
+    1-D array out).
+    """
 
     # ----------------------------------------------------------------------------------------- encoding
     def encode(
@@ -187,8 +253,6 @@ class SentenceModel:
         progress: ProgressFn | None = None,
     ) -> Encoding:
         """Like :meth:`encode` but returns an :class:`Encoding` with validity and warnings per text."""
-        if not self.can_encode:
-            raise NotImplementedError(f"{self.key} does not produce sentence vectors")
         cleaned = [clean_text(t) for t in texts]
         warnings: list[list[str]] = [self._language_warnings(t) for t in cleaned]
         idx = [i for i, t in enumerate(cleaned) if t]
@@ -205,9 +269,9 @@ class SentenceModel:
             for j, w in enumerate(sub.warnings):
                 if w:
                     warnings[idx[j]].extend(w)
+        elif progress is not None:
+            progress(len(cleaned), len(cleaned))
         return Encoding(vectors, valid, warnings)
-
-    default_batch_size: int = 64
 
     @property
     def dim(self) -> int:
@@ -215,7 +279,7 @@ class SentenceModel:
         raise NotImplementedError
 
     def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
-        """Encode cleaned, non-empty texts. Subclasses of encoders implement this."""
+        """Encode cleaned, non-empty texts (each family implements this)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------ scoring
@@ -230,7 +294,7 @@ class SentenceModel:
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
     ) -> PairScores:
-        """Score pairs and say why any score is missing. Default: cosine of :meth:`encode_detailed` vectors."""
+        """Cosine of the two texts' vectors, for each pair, with the reasons for any missing score."""
         a, b = list(a), list(b)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
@@ -242,18 +306,101 @@ class SentenceModel:
         ib = np.fromiter((pos[t] for t in b), dtype=np.int64, count=len(b))
         return cosine_pair_scores(enc, ia, ib, self.key)
 
-    # ------------------------------------------------------------------------------------------ helpers
-    def _language_warnings(self, text: str) -> list[str]:
-        if not text:
+
+class PairScorer(SentenceModel):
+    """The pair-scorer role: reads both texts of a pair together (ESIM, a cross-encoder) and scores it.
+
+    A family implements :meth:`_score_pairs` on cleaned, non-empty, de-duplicated pairs; this class cleans the
+    texts, answers empty text with NaN and a reason, adds language warnings, scores each distinct pair once and
+    restores input order. :meth:`rank` orders documents for a query, like ``CrossEncoder.rank``.
+    """
+
+    #: what the score means, for model cards and axis labels.
+    score_meaning: str = "similarity in [0, 1], not a cosine"
+
+    def score(self, a: Sequence[str], b: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Score of each pair ``(a[i], b[i])``; shape ``(n,)``, NaN where undefined."""
+        return self.score_detailed(a, b, batch_size).scores
+
+    def score_detailed(
+        self,
+        a: Sequence[str],
+        b: Sequence[str],
+        batch_size: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> PairScores:
+        """Score pairs and say why any score is missing.
+
+        Parameters
+        ----------
+        a, b : sequence of str
+            Aligned texts (same length).
+        batch_size : int, optional
+            Pairs per forward pass (family default when None).
+        progress : callable, optional
+            ``progress(done, total)`` over the distinct pairs scored.
+
+        Returns
+        -------
+        PairScores
+            NaN with a warning where a side is empty (or the family finds nothing to read in it).
+        """
+        a, b = list(a), list(b)
+        if len(a) != len(b):
+            raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
+        ca, cb = [clean_text(t) for t in a], [clean_text(t) for t in b]
+        lang = {t: self._language_warnings(t) for t in {*ca, *cb}}
+        scores = np.full(len(ca), np.nan, dtype=np.float32)
+        warnings: list[list[str]] = []
+        for x, y in zip(ca, cb, strict=True):
+            w = [f"A: {m}" for m in lang[x]] + [f"B: {m}" for m in lang[y]]
+            if not x:
+                w.append("A: empty text: no score")
+            if not y:
+                w.append("B: empty text: no score")
+            warnings.append(w)
+        pairs = list(dict.fromkeys((x, y) for x, y in zip(ca, cb, strict=True) if x and y))
+        if pairs:
+            ps = self._score_pairs([p[0] for p in pairs], [p[1] for p in pairs],
+                                   batch_size or self.default_batch_size, progress)
+            found = {p: (float(s), w) for p, s, w in zip(pairs, ps.scores.tolist(), ps.warnings, strict=True)}
+            for i, (x, y) in enumerate(zip(ca, cb, strict=True)):
+                if x and y:
+                    s, w = found[(x, y)]
+                    scores[i] = s
+                    warnings[i].extend(w)
+        elif progress is not None:
+            progress(len(ca), len(ca))
+        return PairScores(scores, warnings, self.key)
+
+    def _score_pairs(self, a: list[str], b: list[str], batch_size: int, progress: ProgressFn | None) -> PairScores:
+        """Score cleaned, non-empty, distinct pairs (each family implements this).
+
+        Returns
+        -------
+        PairScores
+            One score per pair (NaN where the family finds nothing to read, with a warning prefixed "A:"/"B:").
+        """
+        raise NotImplementedError
+
+    def rank(self, query: str, documents: Sequence[str], top_k: int | None = None,
+             return_documents: bool = False) -> list[dict[str, Any]]:
+        """Documents ordered by their score with ``query``, best first (unscorable ones last).
+
+        Returns
+        -------
+        list of dict
+            ``{"corpus_id": i, "score": float}`` (plus ``"text"`` with ``return_documents``), like
+            ``CrossEncoder.rank``.
+        """
+        docs = list(documents)
+        if not docs:
             return []
-        lang = detect_language(text)
-        if lang in ("unknown",) or lang in self.languages:
-            return []
-        if lang == "mixed":
-            if "zh" in self.languages and "en" in self.languages:
-                return []
-            return [f"mixed Chinese/English text; {self.key} was trained on {'/'.join(self.languages)} only"]
-        return [f"text looks {'Chinese' if lang == 'zh' else 'English'}; {self.key} was trained on {'/'.join(self.languages)} only"]
+        s = self.score([query] * len(docs), docs).astype(np.float64)
+        order = np.argsort(np.where(np.isfinite(s), -s, np.inf), kind="stable")
+        out = [{"corpus_id": int(i), "score": float(s[i])} | ({"text": docs[i]} if return_documents else {})
+               for i in order]
+        return out[:top_k] if top_k is not None else out
 
 
 def cosine_pair_scores(enc: Encoding, ia: np.ndarray, ib: np.ndarray, model: str) -> PairScores:

@@ -4,10 +4,13 @@ Commands (a stable contract that scripts rely on)
 -------------------------------------------------
 ``pair A B [--models w2v,bert,sbert,esim] [--json]``
     One line per model: score and warnings. ``--json`` prints
-    ``{"<key>": {"score": float|null, "warnings": [...], "model": "<key that scored>"}}``.
+    ``{"<model>": {"score": float|null, "warnings": [...], "model": "<key that scored>"}}``.
 ``score IN.csv OUT.csv [--models ...] [--a-col sentence1 --b-col sentence2]``
-    Writes the input rows plus one ``score_<key>`` column per model; progress on stderr. Comma, tab,
-    semicolon separated; UTF-8, UTF-8 with BOM, GBK.
+    Writes the input rows plus ``score_<model>``, ``scored_by_<model>`` and ``warnings_<model>`` columns per
+    model (:mod:`backend.batch`); progress on stderr. Comma, tab, semicolon separated; UTF-8, UTF-8 with BOM,
+    GBK. Text cells that start like a spreadsheet formula are escaped unless ``--raw``.
+
+``--models`` takes registry keys with optional run-time options: ``w2v,bert:layer=-1:pooling=cls,esim``.
 ``models [--json]``
     The registry.
 ``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
@@ -24,13 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from backend.io import TableError, read_table, resolve_pair_columns
+from backend.batch import score_frame
+from backend.io import TableError, escape_formulas, read_table, resolve_pair_columns
+from backend.options import OptionError
+from backend.registry import ModelRequest
 
 #: subcommands other modules add: name -> (configure(parser), run(args) -> exit code)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -52,8 +55,26 @@ def command(name: str, help: str):
 
 
 def _models_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default=None, help="comma-separated registry keys (default: the registry's defaults)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated registry keys, each with optional run-time options, e.g. "
+                   "w2v,bert:layer=-1:pooling=cls (default: the registry's defaults)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
+
+
+def resolve_models(be, text: str | None) -> list[ModelRequest]:
+    """Parse ``--models`` and check every option against its family's declaration, before any work.
+
+    Raises
+    ------
+    KeyError
+        An unknown model key.
+    OptionError
+        A malformed part, an unknown option or a value the model does not accept.
+    """
+    requests = be.registry.parse_models(text)
+    for r in requests:
+        be.check_request(r.key, r.options)
+    return requests
 
 
 def progress_bar(unit: str, quiet: bool = False):
@@ -81,16 +102,16 @@ def _backend(args: argparse.Namespace):
 @command("pair", "score one sentence pair with every model")
 def run_pair(args: argparse.Namespace) -> int:
     be = _backend(args)
-    keys = be.registry.parse_keys(args.models)
-    results = be.similarity([args.text_a], [args.text_b], keys)
+    requests = resolve_models(be, args.models)
+    results = be.similarity([args.text_a], [args.text_b], requests)
     if args.json:
         print(json.dumps({k: r.as_json(0) for k, r in results.items()}, ensure_ascii=False))
         return 0
-    width = max(len(k) for k in keys)
+    width = max(len(k) for k in results)
     for k, r in results.items():
         j = r.as_json(0)
         score = "  n/a " if j["score"] is None else f"{j['score']:.4f}"
-        note = "" if j["model"] == k else f"  [scored by {j['model']}]"
+        note = "" if j["model"] == r.key else f"  [scored by {j['model']}]"
         warn = f"  ({'; '.join(j['warnings'])})" if j["warnings"] else ""
         print(f"{k:<{width}}  {score}{note}{warn}")
     return 0
@@ -107,72 +128,40 @@ run_pair.configure = _configure_pair
 
 
 # ------------------------------------------------------------------------------------------------ score
-def score_frame(be, frame: pd.DataFrame, a_col: str, b_col: str, keys: list[str],
-                progress: Callable[[int, int], None] | None = None, chunk: int = 2048,
-                options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Add ``score_<key>`` columns to a copy of ``frame``, chunk by chunk; returns (frame, errors per model).
-
-    A failing model gets an empty column and an entry in the error dict; the others are unaffected.
-    ``options`` holds per-model runtime options (``{"bert": {"layer": -1}}``).
-    """
-    out = frame.copy()
-    a = out[a_col].tolist()
-    b = out[b_col].tolist()
-    n = len(out)
-    total = n * len(keys)
-    errors: dict[str, str] = {}
-    done = 0
-    for key in keys:
-        col = np.full(n, np.nan, dtype=np.float64)
-        for s in range(0, n, chunk):
-            size = min(chunk, n - s)
-            sub = None
-            if progress:
-                # Within a chunk the model reports texts encoded (about two per pair): scale to pairs.
-                def sub(d: int, t: int, base: int = done, size: int = size) -> None:
-                    progress(base + int(size * min(d, t) / max(t, 1)), total)
-            r = be.score_pairs(key, a[s : s + chunk], b[s : s + chunk], (options or {}).get(key), progress=sub)
-            if r.error:
-                errors[key] = r.error
-                break
-            col[s : s + chunk] = r.scores
-            done += min(chunk, n - s)
-            if progress:
-                progress(done, total)
-        out[f"score_{key}"] = np.round(col, 6)
-    return out, errors
-
-
-@command("score", "add score_<key> columns to a CSV/TSV of sentence pairs")
+@command("score", "add score_<model> columns to a CSV/TSV of sentence pairs")
 def run_score(args: argparse.Namespace) -> int:
+    out_path = Path(args.output)
+    if not out_path.parent.exists():
+        print(f"error: the output folder {str(out_path.parent)!r} does not exist", file=sys.stderr)
+        return 2
+    be = _backend(args)
+    requests = resolve_models(be, args.models)  # a mistyped option fails before a big file is read
     try:
         table = read_table(args.input)
         a_col, b_col = resolve_pair_columns(table.frame, args.a_col, args.b_col)
-    except (TableError, FileNotFoundError) as exc:
+    except (TableError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
-    be = _backend(args)
-    keys = be.registry.parse_keys(args.models)
     n = len(table.frame)
-    print(f"scoring {n} pairs ({a_col!r} vs {b_col!r}) with {', '.join(keys)} on {be.device}", file=sys.stderr)
+    print(f"scoring {n} pairs ({a_col!r} vs {b_col!r}) with {', '.join(r.name for r in requests)} on {be.device}",
+          file=sys.stderr)
     bar, progress = progress_bar("pair", args.quiet)
-    t0 = time.perf_counter()
-    out, errors = score_frame(be, table.frame, a_col, b_col, keys, progress)
+    scored = score_frame(be, table.frame, a_col, b_col, requests, progress=progress)
     bar.close()
-    for key, err in errors.items():
-        print(f"warning: {key} failed, its column is empty: {err}", file=sys.stderr)
+    for name, err in scored.errors.items():
+        print(f"warning: {name} failed, its column is empty: {err}", file=sys.stderr)
     sep = "\t" if str(args.output).endswith((".tsv", ".tab")) else ","
-    out.to_csv(args.output, index=False, sep=sep)
-    missing = {k: int(out[f"score_{k}"].isna().sum()) for k in keys if k not in errors}
-    gaps = ", ".join(f"{k}: {v}" for k, v in missing.items() if v)
+    frame = scored.frame if args.raw else escape_formulas(scored.frame)
+    frame.to_csv(out_path, index=False, sep=sep)
+    gaps = ", ".join(f"{k}: {v}" for k, v in scored.missing().items() if v)
     print(
-        f"wrote {args.output}: {n} rows in {time.perf_counter() - t0:.1f}s"
-        + (f"; rows without a score (empty text / no known words): {gaps}" if gaps else ""),
+        f"wrote {args.output}: {n} rows in {scored.seconds:.1f}s"
+        + (f"; rows without a score (the warnings_<model> column says why): {gaps}" if gaps else ""),
         file=sys.stderr,
     )
-    return 0 if not errors or len(errors) < len(keys) else 1
+    return 0 if len(scored.errors) < len(requests) else 1
 
 
 def _configure_score(p: argparse.ArgumentParser) -> None:
@@ -182,6 +171,8 @@ def _configure_score(p: argparse.ArgumentParser) -> None:
     p.add_argument("--a-col", default=None, help="first text column (default: guessed, e.g. sentence1)")
     p.add_argument("--b-col", default=None, help="second text column (default: guessed, e.g. sentence2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--raw", action="store_true",
+                   help="write text cells as they are (by default cells starting with = + - @ get a leading ')")
 
 
 run_score.configure = _configure_score
@@ -193,16 +184,27 @@ def run_models(args: argparse.Namespace) -> int:
     from backend.registry import Registry
 
     reg = Registry.load()
+    from backend.families import family_class
+
+    def roles(family: str) -> list[str]:
+        try:
+            return sorted(family_class(family).roles_of())
+        except ValueError:
+            return []
+
     rows = [
-        {"key": s.key, "family": s.family, "label": s.label, "source": s.source, "language": s.language,
-         "default": s.default, "options": dict(s.options)}
+        {"key": s.key, "family": s.family, "roles": roles(s.family), "label": s.label, "source": s.source,
+         "language": s.language, "default": s.default, "licence": s.licence, "options": dict(s.options)}
         for s in reg
     ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
         for r in rows:
-            print(f"{r['key']:<10} {r['family']:<6} {r['language']:<5} {'*' if r['default'] else ' '} {r['source']}")
+            print(f"{r['key']:<10} {r['family']:<6} {r['language']:<5} {'*' if r['default'] else ' '} "
+                  f"{'+'.join(r['roles']):<20} {r['source']}")
+    for key, err in reg.errors.items():
+        print(f"error: {key}: {err}", file=sys.stderr)
     return 0
 
 
@@ -244,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except KeyError as exc:
         print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
+        return 2
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

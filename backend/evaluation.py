@@ -27,9 +27,7 @@ between models) and the Sentence-BERT-paper-style table (:func:`paper_table`).
 from __future__ import annotations
 
 import io
-import json
 import math
-import time
 import warnings as _warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,8 @@ from backend.io import (
     require_columns,
     resolve_pair_columns,
 )
+from backend.jobs import StopRequested
+from backend.registry import ModelRequest
 from backend.text import clean_text
 
 LabelKind = Literal["graded", "binary"]
@@ -61,10 +61,6 @@ MIN_ROWS = 10
 CHUNK = 2048
 #: spreadsheet words accepted as binary labels.
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0}
-
-
-class StopRequested(RuntimeError):
-    """Raised when a ``should_stop`` callable asked a long computation to stop."""
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -492,97 +488,46 @@ class EvaluationReport:
         return {n: r.scores for n, r in self.results.items() if r.scores is not None}
 
 
-def parse_model_list(text: str | None, registry) -> list[tuple[str, str, dict[str, Any]]]:
-    """Parse ``--models w2v,bert,bert:pooling=cls:layer=-1`` into ``(name, key, options)`` triples.
-
-    ``key:opt=value`` evaluates a registered model with other runtime options (values are parsed as JSON
-    where possible: ``-1`` is an int, ``true`` a bool, ``cls`` a string). None or "" gives the defaults.
-
-    Raises
-    ------
-    KeyError
-        Unknown model key.
-    ValueError
-        A malformed ``opt=value``.
-    """
-    if not text:
-        return [(k, k, {}) for k in registry.defaults()]
-    out = []
-    for item in (x.strip() for x in text.split(",")):
-        if not item:
-            continue
-        key, *opts = item.split(":")
-        registry[key]  # raises KeyError with the registered keys
-        options: dict[str, Any] = {}
-        for o in opts:
-            name, sep, value = o.partition("=")
-            if not sep or not name:
-                raise ValueError(f"bad model option {o!r} in {item!r}: use key:option=value")
-            try:
-                options[name] = json.loads(value)
-            except json.JSONDecodeError:
-                options[name] = value
-        out.append((item, key, options))
-    return out
-
-
 def evaluate(
-    be, data: LabelledPairs, models: Sequence[str | tuple[str, str, dict[str, Any]]] | None = None,
+    be, data: LabelledPairs, models: Sequence[str | ModelRequest] | None = None,
     progress: ProgressFn | None = None, chunk: int = CHUNK, should_stop: Callable[[], bool] | None = None,
 ) -> EvaluationReport:
-    """Score every pair with each model and compute the metrics.
+    """Score every pair with each model (:meth:`backend.service.Backend.similarity`) and compute the metrics.
 
     Parameters
     ----------
     be : Backend
     data : LabelledPairs
     models : sequence, optional
-        Registry keys, or ``(name, key, options)`` triples from :func:`parse_model_list`; default: the
-        registry's defaults.
+        Registry keys, or :class:`~backend.registry.ModelRequest` objects from
+        :meth:`~backend.registry.Registry.parse_models` (``bert:pooling=cls``); default: the registry's defaults.
     progress : callable, optional
-        ``progress(done, total)`` in pairs over all models (chunks of ``chunk`` pairs).
+        ``progress(done, total)`` in pairs over all models.
     chunk : int
         Pairs per scoring call (the progress granularity; big files never go to a model in one piece).
     should_stop : callable, optional
-        Checked between chunks; raises :class:`StopRequested` when it returns True.
+        Checked between chunks; raises :class:`~backend.jobs.StopRequested` when it returns True.
 
     Returns
     -------
     EvaluationReport
         A model that fails has ``error`` set; the others are unaffected.
     """
-    triples = [(m, m, {}) if isinstance(m, str) else m for m in (models or be.registry.defaults())]
-    n = len(data)
-    total = n * len(triples)
-    done = 0
+    requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, {}) for m in (models or be.registry.defaults())]
+    scored = be.similarity(data.a, data.b, requests, progress=progress, should_stop=should_stop, chunk=chunk)
     results: dict[str, ModelEvaluation] = {}
-    for name, key, options in triples:
-        spec = be.registry[key]
-        t0 = time.perf_counter()
-        col = np.full(n, np.nan, dtype=np.float64)
-        error = None
-        start = done
-        for s in range(0, n, chunk):
-            if should_stop and should_stop():
-                raise StopRequested("evaluation stopped")
-            r = be.score_pairs(key, data.a[s : s + chunk], data.b[s : s + chunk], options or None)
-            if r.error:
-                error = r.error
-                break
-            col[s : s + chunk] = r.scores
-            done += min(chunk, n - s)
-            if progress:
-                progress(done, total)
-        if error:
-            done = start + n  # the failed model's remaining pairs count as done for the progress bar
-            results[name] = ModelEvaluation(name, key, options, spec.family, spec.source, spec.label, None, None, error,
-                                            time.perf_counter() - t0, {**spec.options, **options})
+    for r in requests:
+        spec = be.registry[r.key]
+        res = scored[r.name]
+        effective = {**spec.options, **r.options}
+        if res.error is not None or res.scores is None:
+            results[r.name] = ModelEvaluation(r.name, r.key, r.options, spec.family, spec.source, spec.label, None, None,
+                                              res.error, res.seconds, effective)
             continue
+        col = res.scores.astype(np.float64)
         metrics = compute_metrics(col, data.labels, data.kind, data.label_range)
-        results[name] = ModelEvaluation(name, key, options, spec.family, spec.source, spec.label, col, metrics, None,
-                                        time.perf_counter() - t0, {**spec.options, **options})
-    if progress:
-        progress(total, total)
+        results[r.name] = ModelEvaluation(r.name, r.key, r.options, spec.family, spec.source, spec.label, col, metrics,
+                                          None, res.seconds, effective)
     return EvaluationReport(data, results)
 
 
@@ -807,5 +752,5 @@ __all__ = [
     "PUBLISHED_STSB", "EvaluationReport", "LabelledPairs", "ModelEvaluation", "PairMetrics", "StopRequested",
     "binarise", "binned_trend", "compute_metrics", "demo_labelled_pairs", "disagreements", "evaluate", "f1_optimal_threshold",
     "format_table", "infer_label_kind", "labelled_from_frame", "load_labelled_pairs", "paper_table",
-    "parse_labels", "parse_model_list", "rank_scores", "roc_pr_curves",
+    "parse_labels", "rank_scores", "roc_pr_curves",
 ]

@@ -20,8 +20,8 @@ import argparse
 import json
 import sys
 
-from backend.cli import _backend, _models_arg, command, progress_bar
-from backend.evaluation import format_table, load_labelled_pairs, paper_table, parse_model_list
+from backend.cli import _backend, _models_arg, command, progress_bar, resolve_models
+from backend.evaluation import format_table, load_labelled_pairs, paper_table
 from backend.io import TableError
 
 
@@ -53,15 +53,11 @@ def _load(args: argparse.Namespace):
 def run_evaluate(args: argparse.Namespace) -> int:
     from backend.evaluation import evaluate
 
+    be = _backend(args)
+    models = resolve_models(be, args.models)  # a mistyped option fails before the file is read
     try:
         data = _load(args)
     except (TableError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    be = _backend(args)
-    try:
-        models = parse_model_list(args.models, be.registry)
-    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for note in data.notes:
@@ -69,7 +65,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     a_col, b_col, label_col = data.columns
     lo, hi = data.label_range
     print(f"evaluating {len(data)} pairs ({a_col!r} vs {b_col!r}, {data.kind} label {label_col!r} on {lo:g}–{hi:g}) "
-          f"with {', '.join(m[0] for m in models)} on {be.device}", file=sys.stderr)
+          f"with {', '.join(m.name for m in models)} on {be.device}", file=sys.stderr)
     bar, progress = progress_bar("pair", args.quiet)
     report = evaluate(be, data, models, progress)
     bar.close()

@@ -61,6 +61,8 @@ class ModelSpec:
     owner : str
         Set for models added at run time by one dashboard session (vectors trained in the browser): other
         sessions do not list them. Empty for registry-file models, which everyone sees.
+    licence : str
+        The weights' licence as a person needs to know it ("Apache-2.0", "research use only").
     """
 
     key: str
@@ -73,6 +75,7 @@ class ModelSpec:
     note: str = ""
     default: bool = True
     owner: str = ""
+    licence: str = ""
 
     def with_options(self, **options: Any) -> ModelSpec:
         """A copy with some options replaced."""
@@ -94,6 +97,60 @@ class ModelSpec:
             When a ``package:`` is not installed or a ``path:`` does not exist.
         """
         return resolve_source(self.source)
+
+
+def _spec_from_table(key: str, entry: dict[str, Any]) -> ModelSpec:
+    """One ``[models.<key>]`` table as a :class:`ModelSpec`; ValueError names a missing or unknown field."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"model {key!r} must be a table")
+    try:
+        spec = ModelSpec(
+            key=key,
+            family=str(entry.pop("family")),
+            label=str(entry.pop("label", key)),
+            source=str(entry.pop("source")),
+            language=str(entry.pop("language", "en")),
+            variants=MappingProxyType(dict(entry.pop("variants", {}))),
+            note=" ".join(str(entry.pop("note", "")).split()),
+            default=bool(entry.pop("default", True)),
+            options=MappingProxyType(dict(entry.pop("options", {}))),
+            licence=str(entry.pop("licence", "")),
+        )
+    except KeyError as exc:
+        raise ValueError(f"model {key!r} lacks required field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model {key!r}: {exc}") from None
+    if entry:
+        raise ValueError(f"model {key!r} has unknown field(s) {sorted(entry)}")
+    return spec
+
+
+def _toml_error_where(exc: Exception, first_line: int, chunk: str) -> str:
+    """``line N`` in the file's numbering for a TOML error raised while parsing one section of it."""
+    import re
+
+    m = re.search(r"at line (\d+)", str(exc))
+    if m:
+        return f"line {first_line + int(m.group(1)) - 1}"
+    # "at end of document": the section's last line.
+    return f"line {first_line + max(chunk.count(chr(10)), 0)}"
+
+
+def _model_sections(text: str) -> list[tuple[str, int, str]]:
+    """Split a registry file into ``(key, first line, text)`` per model (its ``[models.<key>...]`` tables)."""
+    import re
+
+    header = re.compile(r"^\s*\[+\s*models\.([A-Za-z0-9_\-]+)")
+    sections: dict[str, tuple[int, list[str]]] = {}
+    current = None
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = header.match(line)
+        if m:
+            current = m.group(1)
+            sections.setdefault(current, (n, []))
+        if current is not None:
+            sections[current][1].append(line)
+    return [(k, first, "\n".join(lines)) for k, (first, lines) in sections.items()]
 
 
 def resolve_source(source: str) -> str:
@@ -130,39 +187,47 @@ class Registry:
     Parameters
     ----------
     specs : list of ModelSpec
+    errors : dict, optional
+        Entries that could not be read (``{key or "registry.toml line N": message}``); the others work.
     """
 
-    def __init__(self, specs: list[ModelSpec]) -> None:
+    def __init__(self, specs: list[ModelSpec], errors: dict[str, str] | None = None) -> None:
         self._specs = {s.key: s for s in specs}
+        self.errors: dict[str, str] = dict(errors or {})
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Registry:
-        """Read a registry TOML file (default: ``models/registry.toml``, or ``$SIMDASH_REGISTRY``)."""
+        """Read a registry TOML file (default: ``models/registry.toml``, or ``$SIMDASH_REGISTRY``).
+
+        A broken file does not take every model down: when the whole file does not parse, each
+        ``[models.<key>]`` section is parsed on its own, and the broken ones are reported in :attr:`errors`
+        with their line number (so are entries that lack a field or have an unknown one).
+
+        Raises
+        ------
+        FileNotFoundError
+            The file does not exist.
+        """
         path = Path(path or os.environ.get("SIMDASH_REGISTRY") or DEFAULT_REGISTRY)
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_text(encoding="utf-8")
+        errors: dict[str, str] = {}
+        try:
+            tables = tomllib.loads(text).get("models", {})
+        except tomllib.TOMLDecodeError:
+            tables = {}
+            for key, first_line, chunk in _model_sections(text):
+                try:
+                    tables.update(tomllib.loads(chunk).get("models", {}))
+                except tomllib.TOMLDecodeError as exc:
+                    errors[key] = (f"{path.name}, {_toml_error_where(exc, first_line, chunk)}: "
+                                   f"{str(exc).split(' (at ')[0]}; this model is left out until it is fixed")
         specs = []
-        for key, entry in data.get("models", {}).items():
-            entry = dict(entry)
+        for key, entry in tables.items():
             try:
-                specs.append(
-                    ModelSpec(
-                        key=key,
-                        family=entry.pop("family"),
-                        label=entry.pop("label", key),
-                        source=entry.pop("source"),
-                        language=entry.pop("language", "en"),
-                        variants=MappingProxyType(dict(entry.pop("variants", {}))),
-                        note=entry.pop("note", "").strip(),
-                        default=entry.pop("default", True),
-                        options=MappingProxyType(dict(entry.pop("options", {}))),
-                    )
-                )
-            except KeyError as exc:
-                raise ValueError(f"{path}: model {key!r} lacks required field {exc}") from None
-            if entry:
-                raise ValueError(f"{path}: model {key!r} has unknown field(s) {sorted(entry)}")
-        return cls(specs)
+                specs.append(_spec_from_table(key, dict(entry)))
+            except ValueError as exc:
+                errors[key] = f"{path.name}: {exc}"
+        return cls(specs, errors)
 
     def __getitem__(self, key: str) -> ModelSpec:
         try:
@@ -195,11 +260,55 @@ class Registry:
         """Register a model at run time (e.g. vectors trained in the browser)."""
         self._specs[spec.key] = spec
 
+    def remove(self, key: str) -> None:
+        """Forget a run-time model (a session's trained model when the session ends)."""
+        self._specs.pop(key, None)
+
+    def parse_models(self, text: str | None) -> list[ModelRequest]:
+        """Parse ``--models w2v,bert:layer=-1:pooling=cls`` (None or "" = the defaults).
+
+        Option values are parsed here (JSON where possible) and checked against the family's declaration by
+        :meth:`backend.service.Backend.check_request`.
+
+        Raises
+        ------
+        KeyError
+            An unknown model key (the message lists the registered ones).
+        OptionError
+            A malformed ``option=value`` part.
+        """
+        from backend.options import parse_model_arg
+
+        if not text or not text.strip():
+            return [ModelRequest(k, k, {}) for k in self.defaults()]
+        out = []
+        for item in (x.strip() for x in text.split(",")):
+            if not item:
+                continue
+            key, options = parse_model_arg(item)
+            self[key]  # raises KeyError naming the registered keys
+            out.append(ModelRequest(item, key, options))
+        return out
+
     def parse_keys(self, text: str | None) -> list[str]:
-        """Parse a ``--models w2v,bert`` list (None or "" = defaults); raises KeyError on an unknown key."""
-        if not text:
-            return self.defaults()
-        keys = [k.strip() for k in text.split(",") if k.strip()]
-        for k in keys:
-            self[k]
-        return keys
+        """Plain keys of a ``--models`` list (None or "" = defaults); raises KeyError on an unknown key."""
+        return [r.key for r in self.parse_models(text)]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model as a user asked for it: ``bert:layer=-1`` is ``ModelRequest("bert:layer=-1", "bert", {"layer": -1})``.
+
+    Attributes
+    ----------
+    name : str
+        As typed; names the result (two requests of one key with different options are two results).
+    key : str
+        The registry key.
+    options : dict
+        Run-time options for this request.
+    """
+
+    name: str
+    key: str
+    options: dict = field(default_factory=dict)

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from backend.base import ProgressFn
-from backend.evaluation import LabelledPairs, StopRequested
+from backend.evaluation import LabelledPairs
+from backend.jobs import StopRequested
 from backend.text import clean_text
 
 
@@ -213,7 +214,7 @@ def recall_rerank(
     progress : callable, optional
         ``progress(done, total)`` over queries during reranking.
     should_stop : callable, optional
-        Checked between queries; raises :class:`~backend.evaluation.StopRequested`.
+        Checked between queries; raises :class:`~backend.jobs.StopRequested`.
 
     A reranker that fails (e.g. its files are missing) does not lose the retrieval: the result keeps the
     retriever's order as ``after`` and says why in ``error``.

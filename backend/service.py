@@ -14,16 +14,28 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from backend.base import Encoding, PairScores, ProgressFn, SentenceModel, cosine_pair_scores
+from backend.base import (
+    ENCODER,
+    Encoder,
+    Encoding,
+    PairScorer,
+    PairScores,
+    ProgressFn,
+    Role,
+    SentenceModel,
+    cosine_pair_scores,
+)
 from backend.devices import pick_device
-from backend.families import build_model
-from backend.registry import ModelSpec, Registry
+from backend.families import build_model, family_class
+from backend.jobs import StopRequested
+from backend.options import Option, OptionError, validate_options
+from backend.registry import ModelRequest, ModelSpec, Registry
 from backend.text import clean_text, detect_language
 
 
@@ -87,9 +99,13 @@ class Neighbours:
     model: str
 
 
-def _is_native_scorer(model: SentenceModel) -> bool:
-    """True when the model scores pairs itself (ESIM) rather than by the cosine of two vectors."""
-    return type(model).score_detailed is not SentenceModel.score_detailed
+class RoleError(ValueError):
+    """A model asked for something its role does not give (vectors from a cross-encoder); says what it does."""
+
+
+#: pairs per scoring call in :meth:`Backend.similarity`: small enough for a smooth progress bar and prompt
+#: cancellation, large enough that batching inside the models stays efficient.
+CHUNK = 2048
 
 
 class _LRU(OrderedDict):
@@ -180,12 +196,62 @@ class Backend:
             with self._lock:
                 if key in self._models:
                     self._models.move_to_end(key)
-        options = {k: v for k, v in options.items() if v is not None and spec.options.get(k) != v}
+        options = {k: v for k, v in options.items() if v is not None and m.options.get(k) != v}
         return m.with_options(**options) if options else m
 
     def loaded(self) -> list[str]:
         """Keys of the models in memory now."""
         return list(self._models)
+
+    def roles(self, key: str) -> frozenset[Role]:
+        """What model ``key`` can do: ``{"encoder"}``, ``{"pair_scorer"}`` or both (loads no weights).
+
+        Raises
+        ------
+        KeyError
+            Unknown key.
+        ValueError
+            Its family file is missing.
+        """
+        return family_class(self.registry[key].family).roles_of()
+
+    def keys_with_role(self, role: Role, keys: Sequence[str] | None = None) -> list[str]:
+        """Those of ``keys`` (default: every registered model) that play ``role``; broken families are left out."""
+        out = []
+        for k in keys if keys is not None else self.registry.keys():
+            try:
+                if role in self.roles(k):
+                    out.append(k)
+            except (KeyError, ValueError):
+                continue
+        return out
+
+    def option_specs(self, key: str) -> tuple[Option, ...]:
+        """The options of model ``key``: the loaded model's (ranges fitted to its weights), else its family's."""
+        m = self._models.get(key)
+        if m is not None:
+            return m.option_specs()
+        return family_class(self.registry[key].family).OPTIONS
+
+    def check_request(self, key: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate run-time options for ``key`` before any work (loads no weights); returns them converted.
+
+        Raises
+        ------
+        KeyError
+            Unknown model.
+        OptionError
+            Unknown option, load-time option, or a value the model does not accept (the message says which).
+        """
+        self.registry[key]
+        return validate_options(self.option_specs(key), options or {}, key, runtime_only=True)
+
+    def remove(self, key: str) -> None:
+        """Forget a run-time model: unload it, drop it from the registry and from the load errors."""
+        with self._lock:
+            self._models.pop(key, None)
+        self.registry.remove(key)
+        self.load_errors.pop(key, None)
 
     def info(self, key: str, **options: Any) -> dict[str, Any]:
         """The model card facts of ``key`` (loads it)."""
@@ -208,8 +274,15 @@ class Backend:
         Encoding
             ``vectors`` (n, d) float32 unit rows, ``valid`` mask, per-text ``warnings``.
         """
-        m = self.model(key, **(options or {}))
+        m = self._encoder(key, options)
         return self._embed_with(m, texts, progress, batch_size)
+
+    def _encoder(self, key: str, options: dict[str, Any] | None) -> Encoder:
+        """The loaded model ``key`` if it gives vectors; a :class:`RoleError` saying what it does otherwise."""
+        if ENCODER not in self.roles(key):
+            raise RoleError(f"{key} scores pairs only (it reads both texts together) and gives no sentence vectors; "
+                            "use it on Compare, Batch, the Evaluation lab or as a reranker")
+        return self.model(key, **(options or {}))  # type: ignore[return-value]
 
     def _embed_with(self, m: SentenceModel, texts: Sequence[str], progress: ProgressFn | None = None,
                     batch_size: int | None = None) -> Encoding:
@@ -291,7 +364,7 @@ class Backend:
             return ModelResult(key, None, [[] for _ in a], [key] * len(a), _describe(exc), time.perf_counter() - t0)
 
     def _score_with(self, m: SentenceModel, a: list[str], b: list[str], progress: ProgressFn | None) -> PairScores:
-        if _is_native_scorer(m):
+        if isinstance(m, PairScorer):
             cid = m.config_id
             cached = self._pairs.get_many([(cid, x, y) for x, y in zip(a, b, strict=True)])
             todo = [i for i, c in enumerate(cached) if c is None]
@@ -303,6 +376,8 @@ class Backend:
             return PairScores(
                 np.array([c[0] for c in cached], dtype=np.float32), [list(c[1]) for c in cached], m.key
             )
+        if not isinstance(m, Encoder):
+            raise RoleError(f"{m.key} neither encodes texts nor scores pairs")
         uniq = list(dict.fromkeys([*a, *b]))
         pos = {t: i for i, t in enumerate(uniq)}
         enc = self._embed_with(m, uniq, progress)
@@ -311,36 +386,78 @@ class Backend:
         return cosine_pair_scores(enc, ia, ib, m.key)
 
     def similarity(
-        self, a: Sequence[str], b: Sequence[str], keys: Sequence[str] | None = None,
+        self, a: Sequence[str], b: Sequence[str], keys: Sequence[str | ModelRequest] | None = None,
         options: dict[str, dict[str, Any]] | None = None, progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None, chunk: int = CHUNK,
     ) -> dict[str, ModelResult]:
-        """Score pairs with several models; one model's failure is reported in its result, not raised.
+        """Score columns of pairs with several models, chunk by chunk: the one loop behind Compare, Batch,
+        the Evaluation lab and the CLI.
+
+        Every chunk goes through every model before the next chunk starts, so the time the first chunk took is
+        an honest estimate of the whole job. One model's failure is reported in its result (and it is not
+        retried on later chunks); the others carry on.
 
         Parameters
         ----------
         a, b : sequence of str
             Aligned texts.
-        keys : sequence of str, optional
-            Models (default: the registry's defaults).
+        keys : sequence of str or ModelRequest, optional
+            Models (default: the registry's defaults). A :class:`~backend.registry.ModelRequest`
+            (``bert:layer=-1``) carries its own options and names its result.
         options : dict, optional
-            Per-model runtime options, e.g. ``{"bert": {"layer": -1, "pooling": "cls"}}``.
+            Per-key run-time options for plain-key entries, e.g. ``{"bert": {"layer": -1, "pooling": "cls"}}``.
         progress : callable, optional
-            ``progress(done, total)`` over all models.
+            ``progress(done, total)`` in pair-model units (``total = len(a) * len(keys)``).
+        should_stop : callable, optional
+            Checked between chunks and models; when it returns True, :class:`~backend.jobs.StopRequested` is raised.
+        chunk : int
+            Pairs per scoring call.
+
+        Returns
+        -------
+        dict
+            Request name (the key for plain keys) -> :class:`ModelResult`.
         """
-        keys = list(keys or self.registry.defaults())
-        out: dict[str, ModelResult] = {}
-        for n, k in enumerate(keys):
-            sub = None
-            if progress:
-                def sub(done: int, total: int, n: int = n) -> None:
-                    progress(n * 1000 + int(1000 * done / max(total, 1)), 1000 * len(keys))
-            out[k] = self.score_pairs(k, a, b, (options or {}).get(k), sub)
-            if progress:
-                progress((n + 1) * 1000, 1000 * len(keys))
+        a, b = list(a), list(b)
+        if len(a) != len(b):
+            raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
+        requests = [r if isinstance(r, ModelRequest) else ModelRequest(r, r, dict((options or {}).get(r) or {}))
+                    for r in (keys if keys is not None else self.registry.defaults())]
+        n = len(a)
+        out: dict[str, ModelResult] = {
+            r.name: ModelResult(r.key, np.full(n, np.nan, dtype=np.float32), [[] for _ in range(n)], [r.key] * n)
+            for r in requests
+        }
+        total = n * len(requests)
+        done = 0
+        for start in range(0, max(n, 1), max(1, chunk)):
+            size = min(chunk, n - start)
+            for r in requests:
+                if should_stop is not None and should_stop():
+                    raise StopRequested("scoring stopped")
+                res = out[r.name]
+                # A failed model is not retried on later chunks; its pairs count as done for the progress bar.
+                if res.error is None:
+                    sub = None
+                    if progress is not None:
+                        def sub(d: int, t: int, base: int = done, size: int = size) -> None:
+                            progress(base + int(size * min(d, t) / max(t, 1)), total)
+                    part = self.score_pairs(r.key, a[start : start + size], b[start : start + size], r.options or None,
+                                            sub)
+                    res.seconds += part.seconds
+                    if part.error is not None:
+                        res.error, res.scores = part.error, None
+                    else:
+                        res.scores[start : start + size] = part.scores
+                        res.warnings[start : start + size] = part.warnings
+                        res.used[start : start + size] = part.used
+                done += size
+                if progress is not None:
+                    progress(done, total)
         return out
 
     def rerank(self, key: str, query: str, candidates: Sequence[str], options: dict[str, Any] | None = None) -> ModelResult:
-        """Score one query against many candidates with model ``key`` (ESIM reads each pair together)."""
+        """Score one query against many candidates with model ``key`` (a pair scorer reads each pair together)."""
         return self.score_pairs(key, [query] * len(candidates), list(candidates), options)
 
     # ------------------------------------------------------------------------------------------- search
@@ -352,8 +469,17 @@ class Backend:
 
         For ESIM this uses the ESIM encoder vector (its input-encoding layer pooled); rerank with
         :meth:`rerank` for ESIM's real pair score.
+
+        Raises
+        ------
+        RoleError
+            ``key`` gives no vectors (a cross-encoder).
+        ValueError
+            ``k`` below 1.
         """
-        m = self.model(key, **(options or {}))
+        if int(k) < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        m = self._encoder(key, options)
         c_enc = self._embed_with(m, corpus, progress)
         q_enc = self._embed_with(m, queries)
         k_eff = max(0, min(k, len(corpus)))
@@ -387,8 +513,15 @@ class Backend:
 
         Rows without a vector (empty, all unknown) are NaN. UMAP with a fixed ``seed`` is reproducible
         (and single-threaded: umap-learn disables parallelism when ``random_state`` is set).
+
+        Raises
+        ------
+        RoleError
+            ``key`` gives no vectors (a cross-encoder).
+        ValueError
+            Fewer than 3 texts with a vector: no 2-D map can be fitted (the message says how many there are).
         """
-        m = self.model(key, **(options or {}))
+        m = self._encoder(key, options)
         digest = hashlib.sha1("\x1f".join(clean_text(t) for t in texts).encode()).hexdigest()
         ck = (m.config_id, method, seed, n_neighbors, min_dist, digest)
         hit = self._projections.get_many([ck])[0]
@@ -397,8 +530,10 @@ class Backend:
         enc = self._embed_with(m, texts, progress)
         coords = np.full((len(texts), 2), np.nan, dtype=np.float32)
         x = enc.vectors[enc.valid]
-        if len(x) >= 3:
-            coords[enc.valid] = reduce_2d(x, method, seed, n_neighbors, min_dist)
+        if len(x) < 3:
+            raise ValueError(f"a 2-D map needs at least 3 texts with a vector; {key} has {len(x)} of {len(texts)} "
+                             "(empty texts and texts without known words have none)")
+        coords[enc.valid] = reduce_2d(x, method, seed, n_neighbors, min_dist)
         self._projections.put_many([(ck, coords)])
         return coords.copy()
 
@@ -427,7 +562,7 @@ def reduce_2d(x: np.ndarray, method: str = "umap", seed: int = 42, n_neighbors: 
 
 def _describe(exc: BaseException) -> str:
     """One line for a user: the exception type and message (the last frame for unexpected ones)."""
-    if isinstance(exc, (ModelLoadError, FileNotFoundError, ValueError, KeyError)):
+    if isinstance(exc, (ModelLoadError, FileNotFoundError, ValueError, KeyError, OptionError)):
         return str(exc).strip("'\"")
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
@@ -447,4 +582,5 @@ def get_backend() -> Backend:
         return _DEFAULT
 
 
-__all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "get_backend", "reduce_2d"]
+__all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "RoleError", "get_backend",
+           "reduce_2d"]

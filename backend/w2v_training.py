@@ -11,9 +11,7 @@ kept (``stopped=True``), as the ESIM trainer keeps its best epoch.
 ``family = "w2v"`` entry to the backend's registry, so they join every comparison like a bundled model;
 :func:`word2vec_text_bytes` is the download.
 
-:class:`BackgroundJob` runs such work (or ESIM training) in a daemon thread with a progress state and a
-cancel flag, so a browser session stays responsive and other sessions are never blocked. It knows nothing
-about Streamlit: the page keeps one job per session in ``st.session_state``.
+Long work runs as a :class:`backend.jobs.BackgroundJob` (a daemon thread with progress and a cancel flag).
 """
 
 from __future__ import annotations
@@ -21,21 +19,20 @@ from __future__ import annotations
 import io
 import itertools
 import tempfile
-import threading
 import time
-import traceback
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
 from backend.io import TableError, read_table
+from backend.jobs import BackgroundJob
 from backend.registry import ModelSpec
 from backend.text import detect_language, tokenize
 
@@ -327,119 +324,6 @@ def register_session_model(
     return spec
 
 
-# ------------------------------------------------------------------------------------- background jobs
-@dataclass
-class JobState:
-    """A snapshot of a :class:`BackgroundJob` for display.
-
-    Attributes
-    ----------
-    status : {"running", "done", "failed", "cancelled"}
-    fraction : float
-        0..1.
-    message : str
-    history : list of dict
-        Per-step metrics reported so far (e.g. per epoch).
-    result : Any
-    error : str or None
-    seconds : float
-    """
-
-    status: str
-    fraction: float
-    message: str
-    history: list[dict[str, Any]]
-    result: Any
-    error: str | None
-    seconds: float
-
-
-class BackgroundJob:
-    """Run ``fn(job)`` in a daemon thread; ``fn`` reports with :meth:`report` and polls :meth:`should_stop`.
-
-    Parameters
-    ----------
-    fn : callable
-        ``fn(job) -> result``. Raising ends the job as failed (the message is kept), unless a cancel was
-        requested, which ends it as cancelled.
-    name : str
-    """
-
-    def __init__(self, fn: Callable[[BackgroundJob], Any], name: str = "job") -> None:
-        self.fn, self.name = fn, name
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._status = "pending"
-        self._fraction = 0.0
-        self._message = ""
-        self._history: list[dict[str, Any]] = []
-        self._result: Any = None
-        self._error: str | None = None
-        self._t0 = 0.0
-        self._t1: float | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> BackgroundJob:
-        """Start the thread (once)."""
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError(f"{self.name} was already started")
-            self._status, self._t0 = "running", time.perf_counter()
-            self._thread = threading.Thread(target=self._run, name=f"simdash-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            result = self.fn(self)
-            with self._lock:
-                self._result = result
-                self._status = "cancelled" if self._cancel.is_set() else "done"
-        except Exception as exc:  # the job's failure is reported in its state, never raised into a page
-            with self._lock:
-                self._status = "cancelled" if self._cancel.is_set() else "failed"
-                self._error = f"{type(exc).__name__}: {exc}"
-                self._traceback = traceback.format_exc()
-        finally:
-            with self._lock:
-                self._t1 = time.perf_counter()
-                if self._status == "done":
-                    self._fraction = 1.0
-
-    def report(self, fraction: float, message: str = "", metrics: dict[str, Any] | None = None) -> None:
-        """Called by ``fn``: progress in [0, 1], a line of text, optional metrics appended to the history."""
-        with self._lock:
-            self._fraction = float(min(max(fraction, 0.0), 1.0))
-            self._message = message
-            if metrics is not None:
-                self._history.append(dict(metrics))
-
-    def cancel(self) -> None:
-        """Ask ``fn`` to stop (it does at its next :meth:`should_stop` poll)."""
-        self._cancel.set()
-
-    def should_stop(self) -> bool:
-        """True once :meth:`cancel` was called."""
-        return self._cancel.is_set()
-
-    @property
-    def running(self) -> bool:
-        """True while the thread is working."""
-        return self._status in ("pending", "running")
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread (tests, the CLI)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def state(self) -> JobState:
-        """A consistent snapshot."""
-        with self._lock:
-            end = self._t1 if self._t1 is not None else time.perf_counter()
-            return JobState(self._status, self._fraction, self._message, list(self._history), self._result,
-                            self._error, (end - self._t0) if self._t0 else 0.0)
-
-
 def word2vec_task(texts: Sequence[str], config: Word2VecConfig) -> Callable[[BackgroundJob], TrainedWord2Vec]:
     """The job function that trains word2vec, reporting each epoch (for :class:`BackgroundJob`)."""
     def fn(job: BackgroundJob) -> TrainedWord2Vec:
@@ -453,7 +337,7 @@ def word2vec_task(texts: Sequence[str], config: Word2VecConfig) -> Callable[[Bac
 
 
 def word2vec_job(texts: Sequence[str], config: Word2VecConfig) -> BackgroundJob:
-    """A :class:`BackgroundJob` (not started) that trains word2vec and returns :class:`TrainedWord2Vec`."""
+    """A :class:`~backend.jobs.BackgroundJob` (not started) that trains word2vec and returns :class:`TrainedWord2Vec`."""
     return BackgroundJob(word2vec_task(texts, config), "word2vec")
 
 
@@ -466,7 +350,7 @@ def nearest_words(kv: KeyedVectors, word: str, topn: int = 10) -> list[tuple[str
 
 
 __all__ = [
-    "BackgroundJob", "JobState", "TrainedWord2Vec", "TrainingCancelled", "Word2VecConfig", "corpus_language",
+    "TrainedWord2Vec", "TrainingCancelled", "Word2VecConfig", "corpus_language",
     "nearest_words", "read_corpus", "register_session_model", "tokenize_corpus", "train_word2vec",
     "word2vec_job", "word2vec_task", "word2vec_text_bytes",
 ]

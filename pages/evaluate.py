@@ -33,11 +33,11 @@ from backend.evaluation import (
     roc_pr_curves,
 )
 from backend.io import TableError, guess_label_column, guess_text_columns
+from backend.jobs import BackgroundJob
 from backend.probe import probe_model
-from backend.registry import PROJECT_ROOT, ModelSpec
+from backend.registry import PROJECT_ROOT, ModelRequest, ModelSpec
 from backend.retrieval import build_retrieval_task, recall_rerank
 from backend.w2v_training import (
-    BackgroundJob,
     Word2VecConfig,
     nearest_words,
     read_corpus,
@@ -175,8 +175,8 @@ def describe_ui(data: LabelledPairs) -> None:
         st.info(note, icon="ℹ️")
 
 
-def _triples(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(k, k, dict(settings.options.get(k, {}))) for k in settings.keys]
+def _triples(settings: Settings) -> list[ModelRequest]:
+    return [ModelRequest(k, k, dict(settings.options.get(k, {}))) for k in settings.keys]
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -188,7 +188,7 @@ def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> Evalua
                    "with progress). For the whole file use the command line: "
                    "`python -m backend evaluate FILE --json`.")
         limit = BROWSER_MAX_ROWS
-    signature = (data_id, limit, json.dumps(_triples(settings), sort_keys=True))
+    signature = (data_id, limit, json.dumps([(r.name, r.options) for r in _triples(settings)], sort_keys=True))
     if st.button(f"Evaluate {limit:,} pairs with {', '.join(settings.keys)}", type="primary", key="eval_run",
                  disabled=not settings.keys):
         sub = data.head(limit)

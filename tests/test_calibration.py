@@ -14,7 +14,6 @@ from backend.calibration import (
     demo_corpus_texts,
     random_pairs,
 )
-from backend.service import ModelResult
 
 
 def noisy_binary(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -99,19 +98,19 @@ def test_calibrate_table_combines_percentile_and_probability():
     assert r.brier is not None and any("in-sample" in n for n in r.notes)
 
 
-class FakeBackend:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def score_pairs(self, key, a, b, options=None, progress=None):
-        self.seen += list(zip(a, b, strict=True))
-        return ModelResult(key, np.array([len(x) / 100 for x in a], dtype=np.float32), [[] for _ in a], [key] * len(a))
-
-
 def test_background_scores_on_the_demo_corpus():
     texts = demo_corpus_texts("en")
     assert len(texts) > 100 and all(t for t in texts)
-    be = FakeBackend()
+    from tests.fakes import fake_backend
+
+    seen: list[tuple[str, str]] = []
+
+    def by_length(x: str, y: str) -> float:
+        seen.append((x, y))
+        return len(x) / 100
+
+    be = fake_backend(scorers={"m": by_length})
     bg = background_scores(be, "m", texts, n_pairs=300, seed=0)
-    assert len(bg.scores) == 300 and all(x != y for x, y in be.seen)
+    assert len(bg.scores) == 300 and np.isfinite(bg.scores).all()
+    assert seen and all(x != y for x, y in seen)  # a random pair is never a text with itself
     assert len(demo_corpus_texts("zh")) > 0 and len(demo_corpus_texts("all")) > len(texts)

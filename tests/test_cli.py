@@ -36,6 +36,26 @@ def test_unknown_model_is_a_clear_error(capsys):
     assert "unknown model 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("models, message", [
+    ("bert:layer=99", "option 'layer' must be within -49..48, not 99"),
+    ("bert:pooling=median", "option 'pooling' must be one of 'mean', 'cls', 'max', 'first_last_avg'"),
+    ("w2v:colour=red", "unknown option 'colour'"),
+    ("sbert:max_tokens=64", "option 'max_tokens' is set when the model loads"),
+    ("bert:layer", "use key:option=value"),
+])
+def test_bad_model_options_are_refused_before_any_work(capsys, models, message):
+    for cmd in (["pair", "a", "b"], ["evaluate", "missing.csv"]):
+        assert main([*cmd, "--models", models]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_score_refuses_an_output_folder_that_does_not_exist(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("sentence1,sentence2\na,b\n", encoding="utf-8")
+    assert main(["score", str(src), str(tmp_path / "nowhere" / "out.csv"), "--models", "w2v"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk"])
 def test_score_csv_roundtrip(tmp_path, capsys, encoding):
     src = tmp_path / "in.csv"
@@ -44,9 +64,13 @@ def test_score_csv_roundtrip(tmp_path, capsys, encoding):
     dst = tmp_path / "out.csv"
     assert main(["score", str(src), str(dst), "--models", "w2v,sbert", "--quiet"]) == 0
     out = pd.read_csv(dst)
-    assert list(out.columns) == ["sentence1", "sentence2", "id", "score_w2v", "score_sbert"]
+    assert list(out.columns) == ["sentence1", "sentence2", "id", "score_w2v", "scored_by_w2v", "warnings_w2v",
+                                 "score_sbert", "scored_by_sbert", "warnings_sbert"]
     assert out.loc[1, "score_sbert"] > 0.7 and pd.isna(out.loc[2, "score_w2v"]) and pd.isna(out.loc[0, "score_w2v"])
     assert out.loc[0, "sentence1"] == "猫在睡觉"
+    # every empty score says why, and which model answered
+    assert "A: empty text" in out.loc[2, "warnings_w2v"] and "Chinese" in out.loc[0, "warnings_w2v"]
+    assert out["scored_by_sbert"].tolist() == ["sbert"] * 3
     err = capsys.readouterr().err
     assert "wrote" in err and "rows without a score" in err
 

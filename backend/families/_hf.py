@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from backend.base import truncation_message
 from backend.registry import ModelSpec
 
 
@@ -43,8 +44,5 @@ def truncation_warnings(tokenizer, texts: Sequence[str], max_tokens: int) -> lis
     for i, ids in zip(long_idx, enc["input_ids"], strict=True):
         if len(ids) > budget:
             last = tokenizer.convert_ids_to_tokens(ids[budget - 1])
-            out[i].append(
-                f"truncated: {len(ids) + n_special} tokens > limit {max_tokens}; "
-                f"only the first {budget} wordpieces were read (cut after {last!r})"
-            )
+            out[i].append(truncation_message(len(ids) + n_special, max_tokens, last, "word pieces", kept=budget))
     return out

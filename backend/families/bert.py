@@ -7,19 +7,8 @@ to the raw tokens; the one before last is a reasonable compromise. The dashboard
 
 ``hidden_states`` follows transformers' convention: index 0 is the embedding output, 1..L the layers.
 
-Options (``[models.<key>.options]``)
-------------------------------------
-layer : int
-    Hidden-state index (negative counts from the end). Default -2.
-pooling : {"mean", "cls", "max", "first_last_avg"}
-    ``mean``/``max`` are masked over real tokens; ``cls`` takes position 0; ``first_last_avg`` averages
-    the masked means of the first transformer layer (``hidden_states[1]``) and the last (as in
-    Su et al.'s BERT-whitening experiments).
-max_tokens : int
-    Wordpieces per text including [CLS]/[SEP]; longer texts are truncated with a warning.
-layers : int, optional
-    Not read here (the model's own config says how deep it is): the dashboard's layer slider offers
-    ``-(layers + 1)..-1`` until the model is loaded, then the loaded model's range.
+Options are declared in :attr:`BertPoolingModel.OPTIONS`. ``first_last_avg`` averages the masked means of the
+first transformer layer (``hidden_states[1]``) and the last one, as in Su et al.'s BERT-whitening experiments.
 """
 
 from __future__ import annotations
@@ -30,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.base import Encoding, ProgressFn, SentenceModel, length_sorted_batches, normalize_rows
+from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
+from backend.options import Option
 from backend.registry import ModelSpec
 
 POOLINGS = ("mean", "cls", "max", "first_last_avg")
@@ -71,10 +61,26 @@ def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int
     raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
 
 
-class BertPoolingModel(SentenceModel):
+#: a static bound for ``layer`` before the weights are loaded (no BERT-family model has more layers); the
+#: loaded model narrows it to its own depth: -(L + 1)..L.
+MAX_LAYERS = 48
+
+
+class BertPoolingModel(Encoder):
     """A BERT-family encoder whose sentence vector is a pooled hidden-state layer."""
 
-    runtime_options = ("layer", "pooling")
+    OPTIONS = (
+        Option("layer", int, -2, "Which hidden state becomes the sentence vector: -1 is the last layer, -2 the "
+               "penultimate (bert-as-service's default), the lowest value the embedding output.",
+               low=-(MAX_LAYERS + 1), high=MAX_LAYERS, runtime=True),
+        Option("pooling", str, "mean", "How token vectors become one sentence vector: mean and max over the real "
+               "tokens, cls takes the [CLS] token, first_last_avg averages the first and last layers' means "
+               "(it ignores the layer).", choices=POOLINGS, runtime=True),
+        Option("max_tokens", int, 256, "Word pieces read per text, [CLS] and [SEP] included; longer texts are "
+               "truncated, with a warning.", low=8, high=8192),
+        Option("layers", int, 6, "The model's depth as the registry declares it, so the layer choices are right "
+               "before the weights are loaded (the loaded model's own depth wins).", low=1, high=MAX_LAYERS),
+    )
     default_batch_size = 32
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str | None = None) -> None:
@@ -89,19 +95,21 @@ class BertPoolingModel(SentenceModel):
         self.net = AutoModel.from_pretrained(path, dtype=self.torch_dtype, **kw).to(device).eval()
         self.n_layers = int(self.net.config.num_hidden_layers)
         cfg_max = int(getattr(self.net.config, "max_position_embeddings", 512))
-        self.max_tokens = min(int(spec.options.get("max_tokens", 512)), cfg_max)
+        self.max_tokens = min(int(self.options["max_tokens"]), cfg_max)
         lang = spec.language
         self.languages = ("en", "zh") if lang == "multi" else (lang,)
         self._apply_options()
         self.load_seconds = time.perf_counter() - t0
 
+    def option_specs(self) -> tuple[Option, ...]:
+        """The declared options, with ``layer`` narrowed to this model's hidden states: -(L + 1)..L."""
+        return tuple(o.with_range(-(self.n_layers + 1), self.n_layers) if o.name == "layer" else o
+                     for o in self.OPTIONS)
+
     def _apply_options(self) -> None:
-        self.layer = int(self.spec.options.get("layer", -2))
-        self.pooling = str(self.spec.options.get("pooling", "mean"))
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
-        if not -(self.n_layers + 1) <= self.layer <= self.n_layers:
-            raise ValueError(f"layer {self.layer} out of range for a {self.n_layers}-layer model (use -{self.n_layers + 1}..{self.n_layers})")
+        # The registry's layer is checked against this model's depth here (the declaration only knew a bound).
+        self.layer = next(o for o in self.option_specs() if o.name == "layer").check(self.options["layer"], self.key)
+        self.pooling = str(self.options["pooling"])
 
     @property
     def dim(self) -> int:
@@ -124,16 +132,17 @@ class BertPoolingModel(SentenceModel):
     def _forward_batches(self, texts: list[str], batch_size: int, progress: ProgressFn | None, fn) -> None:
         """Run length-sorted batches through the network and hand ``(indices, hidden_states, mask)`` to ``fn``."""
         done = 0
-        with self.lock, torch.inference_mode():
-            for idx in length_sorted_batches([len(t) for t in texts], batch_size):
+        for idx in length_sorted_batches([len(t) for t in texts], batch_size):
+            # The lock covers one batch, not the whole request: another visitor's pair waits one batch at most.
+            with self.lock, torch.inference_mode():
                 batch = self.tokenizer(
                     [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
                 ).to(self.device)
                 out = self.net(**batch, output_hidden_states=True)
                 fn(idx, out.hidden_states, batch["attention_mask"])
-                done += len(idx)
-                if progress:
-                    progress(done, len(texts))
+            done += len(idx)
+            if progress:
+                progress(done, len(texts))
 
     def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -170,6 +179,4 @@ class BertPoolingModel(SentenceModel):
         return out
 
 
-def build(spec: ModelSpec, device: str) -> BertPoolingModel:
-    """Family entry point used by the backend."""
-    return BertPoolingModel(spec, device)
+Model = BertPoolingModel

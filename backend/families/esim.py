@@ -13,19 +13,20 @@ in that ``config.json``, so a checkpoint always reads text the way it was traine
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from backend.base import (
+    Encoder,
     Encoding,
+    PairScorer,
     PairScores,
     ProgressFn,
-    SentenceModel,
     length_sorted_batches,
     normalize_rows,
+    truncation_message,
 )
 from backend.esim.model import load_checkpoint, pad_batch, predict_ids
 from backend.registry import ModelSpec
@@ -35,7 +36,7 @@ NO_WORDS = "no words found (only punctuation, emoji or symbols)"
 ALL_UNKNOWN = "every token was unknown to ESIM's vocabulary"
 
 
-class ESIMModel(SentenceModel):
+class ESIMModel(PairScorer, Encoder):
     """ESIM checkpoint wrapped in the :class:`~backend.base.SentenceModel` interface.
 
     Parameters
@@ -53,9 +54,8 @@ class ESIMModel(SentenceModel):
         The files do not fit together.
     """
 
-    can_encode = True
-    can_score = True
     default_batch_size = 128
+    score_meaning = "native ESIM score (sigmoid output in [0, 1]), not a cosine"
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         super().__init__(spec, device)
@@ -88,7 +88,7 @@ class ESIMModel(SentenceModel):
         out.update(
             dim=self.dim,
             vector="ESIM encoder vector (input-encoding BiLSTM, mean + max pooled, L2-normalised)",
-            score="native ESIM score (sigmoid output in [0, 1]), not a cosine",
+            score=self.score_meaning,
             parameters=self.net.num_parameters(),
             max_tokens=self.max_tokens,
             dtype="fp32" if self._autocast is None else f"fp32 weights, {str(self._autocast).split('.')[-1]} autocast",
@@ -109,10 +109,7 @@ class ESIMModel(SentenceModel):
         if not toks:
             return [], [], [NO_WORDS]
         if len(toks) > self.max_tokens:
-            warnings.append(
-                f"truncated at token {self.max_tokens + 1} of {len(toks)} ({toks[self.max_tokens]!r}): "
-                f"ESIM reads the first {self.max_tokens} tokens"
-            )
+            warnings.append(truncation_message(len(toks), self.max_tokens, toks[self.max_tokens - 1]))
             toks = toks[: self.max_tokens]
         ids = self.vocab.ids(toks)
         unknown = [t for t, i in zip(toks, ids, strict=True) if i == 1]
@@ -124,81 +121,38 @@ class ESIMModel(SentenceModel):
         return toks, ids, warnings
 
     # --------------------------------------------------------------------------------------- scoring
-    def score_detailed(
-        self,
-        a: Sequence[str],
-        b: Sequence[str],
-        batch_size: int | None = None,
-        progress: ProgressFn | None = None,
-    ) -> PairScores:
-        """Native ESIM similarity of each pair ``(a[i], b[i])``, in [0, 1].
-
-        Parameters
-        ----------
-        a, b : sequence of str
-            Aligned texts (same length).
-        batch_size : int, optional
-            Pairs per forward pass (default 128); pairs are sorted by length and scores restored to input order.
-        progress : callable, optional
-            ``progress(done, total)``.
-
-        Returns
-        -------
-        PairScores
-            NaN (with a warning) where a side is empty or has no words.
-        """
-        a, b = list(a), list(b)
-        if len(a) != len(b):
-            raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
+    def _score_pairs(self, a: list[str], b: list[str], batch_size: int, progress: ProgressFn | None) -> PairScores:
+        """Native ESIM similarity of cleaned, non-empty pairs, in [0, 1]; NaN where a side has no words."""
         prepared: dict[str, tuple[list[int], list[str]]] = {}
 
-        def prep(raw: object) -> tuple[list[int], list[str]]:
-            text = clean_text(raw)
+        def prep(text: str) -> tuple[list[int], list[str]]:
             if text not in prepared:
-                if not text:
-                    prepared[text] = ([], ["empty text: no score"])
-                else:
-                    _, ids, warns = self._prepare(text)
-                    if not ids:
-                        warns = [f"{warns[0]}: no score"]
-                    prepared[text] = (ids, self._language_warnings(text) + warns)
+                _, ids, warns = self._prepare(text)
+                prepared[text] = (ids, [f"{warns[0]}: no score"] if not ids else warns)
             return prepared[text]
 
         n = len(a)
         scores = np.full(n, np.nan, dtype=np.float32)
         warnings: list[list[str]] = []
         ok: list[int] = []
-        ids_a: list[list[int]] = []
-        ids_b: list[list[int]] = []
         for i in range(n):
             (xa, wa), (xb, wb) = prep(a[i]), prep(b[i])
             warnings.append([f"A: {w}" for w in wa] + [f"B: {w}" for w in wb])
             if xa and xb:
                 ok.append(i)
-                ids_a.append(xa)
-                ids_b.append(xb)
-        if ok:
+        # Longest pairs first, then one lock per forward batch: a long job interleaves with other requests.
+        ok.sort(key=lambda i: -max(len(prepared[a[i]][0]), len(prepared[b[i]][0])))
+        for start in range(0, len(ok), batch_size):
+            rows = ok[start : start + batch_size]
             with self.lock, torch.inference_mode():
-                sims = predict_ids(
-                    self.net, ids_a, ids_b, batch_size or self.default_batch_size, self.device, self._autocast, progress
-                )
-            scores[np.asarray(ok)] = sims.numpy()
-        elif progress is not None:
+                sims = predict_ids(self.net, [prepared[a[i]][0] for i in rows], [prepared[b[i]][0] for i in rows],
+                                   batch_size, self.device, self._autocast)
+            scores[np.asarray(rows)] = sims.numpy()
+            if progress is not None:
+                progress(start + len(rows), len(ok))
+        if not ok and progress is not None:
             progress(n, n)
         return PairScores(scores, warnings, self.key)
-
-    def rerank(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        """Score one query against every candidate in a single batch.
-
-        Returns
-        -------
-        np.ndarray, shape (len(candidates),), float32
-            Similarities in candidate order (NaN for empty candidates); sort them to rank.
-        """
-        candidates = list(candidates)
-        if not candidates:
-            return np.zeros(0, dtype=np.float32)
-        return self.score_detailed([query] * len(candidates), candidates, batch_size=len(candidates)).scores
 
     def align(self, a: str, b: str) -> dict[str, Any]:
         """ESIM's soft alignment of two texts, for a heatmap.
@@ -249,24 +203,22 @@ class ESIMModel(SentenceModel):
 
             batches = tqdm(batches, desc=f"encode {self.key}")
         done = 0
-        with self.lock, torch.inference_mode():
-            for batch in batches:
-                rows = [todo[j] for j in batch]
-                x, lengths = pad_batch([ids[i] for i in rows], self.device)
+        for batch in batches:
+            rows = [todo[j] for j in batch]
+            x, lengths = pad_batch([ids[i] for i in rows], self.device)
+            with self.lock, torch.inference_mode():  # per batch: other requests interleave with a long job
                 if self._autocast is not None:
                     with torch.autocast(device_type="cuda", dtype=self._autocast):
                         v = self.net.sentence_vector(x, lengths)
                 else:
                     v = self.net.sentence_vector(x, lengths)
-                unit, nonzero = normalize_rows(v.float().cpu().numpy())
-                vectors[rows] = unit
-                valid[rows] = nonzero
-                done += len(rows)
-                if progress is not None:
-                    progress(done, len(todo))
+            unit, nonzero = normalize_rows(v.float().cpu().numpy())
+            vectors[rows] = unit
+            valid[rows] = nonzero
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(todo))
         return Encoding(vectors, valid, warnings)
 
 
-def build(spec: ModelSpec, device: str) -> ESIMModel:
-    """Family entry point used by the backend."""
-    return ESIMModel(spec, device)
+Model = ESIMModel

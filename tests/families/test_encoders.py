@@ -96,10 +96,15 @@ def test_bert_layers_and_poolings(backend):
     assert len({round(float(v[0]), 6) for v in vecs.values()}) == 4  # four different poolings
     last = backend.embed("bert", text, options={"layer": -1}).vectors[0]
     assert not np.allclose(last, vecs["mean"])
-    with pytest.raises(ValueError, match="out of range"):
+    from backend.options import OptionError
+
+    assert next(o for o in m.option_specs() if o.name == "layer").low == -7  # narrowed to this 6-layer model
+    with pytest.raises(OptionError, match=r"'layer' must be within -7\.\.6, not 9"):
         m.with_options(layer=9)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option 'colour'"):
         m.with_options(colour="red")
+    with pytest.raises(OptionError, match="set when the model loads"):
+        m.with_options(max_tokens=12)
 
 
 def test_bert_layer_minus_two_is_masked_mean_of_hidden_states(backend):
