@@ -40,6 +40,7 @@ from scipy import stats
 
 from backend.base import ProgressFn
 from backend.io import (
+    FAQ_ZH,
     TableError,
     guess_label_column,
     load_demo_corpus,
@@ -265,6 +266,21 @@ def demo_labelled_pairs(n: int = 200, seed: int = 0, lang: str = "en") -> Labell
         y.append(label)
     return LabelledPairs(a, b, np.array(y), "binary", (0.0, 1.0), ("sentence1", "sentence2", "label"),
                          ["demo set: same topic = 1, different topic = 0 (demo corpus, our own writing)"])
+
+
+def load_faq_zh() -> LabelledPairs:
+    """The bundled Chinese FAQ-matching set (our own writing): 1 = same intent, 0 = different intent.
+
+    Customer-service questions over twelve topics (returns, logistics, payments, credit, accounts,
+    membership, repairs, invoices, coupons, bank cards, telecom, travel), half of them same-intent pairs.
+    A third of the different-intent pairs are hard negatives: same topic, a character Jaccard of at least
+    0.5, another intent (开通 / 关闭免密支付); about half of the same-intent pairs are paraphrases with a
+    character Jaccard under 0.2. The ``topic`` column is not part of the result (read the CSV for it).
+    """
+    frame = pd.read_csv(FAQ_ZH, dtype=str, keep_default_na=False)
+    data = labelled_from_frame(frame, "sentence1", "sentence2", "label", kind="binary")
+    data.notes.append("Chinese FAQ set: 1 = same intent, 0 = different intent (our own writing)")
+    return data
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -751,6 +767,6 @@ def format_table(frame: pd.DataFrame, floats: int = 2) -> str:
 __all__ = [
     "PUBLISHED_STSB", "EvaluationReport", "LabelledPairs", "ModelEvaluation", "PairMetrics", "StopRequested",
     "binarise", "binned_trend", "compute_metrics", "demo_labelled_pairs", "disagreements", "evaluate", "f1_optimal_threshold",
-    "format_table", "infer_label_kind", "labelled_from_frame", "load_labelled_pairs", "paper_table",
+    "format_table", "infer_label_kind", "labelled_from_frame", "load_faq_zh", "load_labelled_pairs", "paper_table",
     "parse_labels", "rank_scores", "roc_pr_curves",
 ]

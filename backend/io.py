@@ -22,6 +22,8 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: column names that hold a gold label, in order of preference.
 LABEL_NAMES = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "y")
 DEMO_CORPUS = Path(__file__).resolve().parent / "data" / "demo_corpus.csv"
+#: Chinese FAQ-matching pairs (our own writing): ``sentence1, sentence2, label, topic``; 1 = same intent.
+FAQ_ZH = Path(__file__).resolve().parent / "data" / "faq_zh.csv"
 
 
 class TableError(ValueError):

@@ -8,6 +8,11 @@ set). Each preset targets one weakness:
 * ESIM reads both sentences together but is only as good as the language and domain it was trained on;
 * Sentence-BERT handles paraphrase well but still tends to rate same-topic opposites as similar.
 
+The Chinese presets (named ``中文: ...``, with a Chinese description too) repeat the negation, word-order and
+paraphrase traps in Chinese and add Chinese ones: the same characters in another order or sense, traditional
+against simplified script, full-width against half-width forms, and product names written in English on one
+side and in Chinese on the other.
+
 The dashboard shows the presets in the order of :data:`PRESETS`; the first one is the default.
 """
 
@@ -26,11 +31,13 @@ class Preset:
         name: the label shown in the dashboard (also the key in :data:`PRESETS`).
         description: one sentence naming the family the preset is designed to trip up, and why.
         pairs: ``(sentence_a, sentence_b)`` tuples, in display order.
+        description_zh: the description in Chinese, for the Chinese presets; empty where there is none.
     """
 
     name: str
     description: str
     pairs: tuple[tuple[str, str], ...]
+    description_zh: str = ""
 
 
 _PRESET_LIST: tuple[Preset, ...] = (
@@ -92,18 +99,120 @@ _PRESET_LIST: tuple[Preset, ...] = (
         ),
     ),
     Preset(
-        name="Chinese",
+        name="中文: negation (否定)",
         description=(
-            "Trips up English-only models (GloVe, English BERT, an English-trained ESIM), which see Chinese "
-            "as unknown tokens, and averaging over segmented words, which misses the one-character "
-            "negation 不 and swapped subject and object."
+            "Trips up averaged word vectors, raw BERT pooling and even Chinese sentence encoders: one 不, 没, "
+            "没有 or 未 among many shared characters barely moves the vectors, so a statement and its opposite "
+            "score as near-duplicates."
         ),
+        description_zh="平均词向量、原始 BERT 池化，甚至中文句向量模型都会中招：一个“不”“没”“未”淹没在大量相同的字里，意思相反的两句话几乎得满分。",
         pairs=(
-            ("一个男人坐在台阶上弹吉他。", "台阶上有人正在弹吉他。"),
-            ("这部电影很好看。", "这部电影不好看。"),
-            ("狗咬了那个人。", "那个人咬了狗。"),
-            ("我明天去北京。", "我明天不去北京。"),
-            ("我想开一个银行账户。", "怎样才能办一张银行卡？"),
+            ("这件衣服我穿着很合身。", "这件衣服我穿着不合身。"),
+            ("我已经收到退款了。", "我还没收到退款。"),
+            ("订单已经发货了。", "订单还没有发货。"),
+            ("您的申请已通过审核。", "您的申请未通过审核。"),
+            ("这家店支持七天无理由退货。", "这家店不支持七天无理由退货。"),
+        ),
+    ),
+    Preset(
+        name="中文: word order (语序)",
+        description=(
+            "Trips up averaged word vectors: both sentences segment into exactly the same words, so swapping "
+            "who did what to whom gives an identical bag of words and a cosine of exactly 1."
+        ),
+        description_zh="平均词向量会中招：两句话切出来的词完全相同，只是“谁对谁做了什么”对调了，词袋一样，余弦正好是 1。",
+        pairs=(
+            ("卖家给买家退了款。", "买家给卖家退了款。"),
+            ("先付款后发货。", "先发货后付款。"),
+            ("我欠他五百块钱。", "他欠我五百块钱。"),
+            ("从北京飞上海的航班取消了。", "从上海飞北京的航班取消了。"),
+            ("房东把钱转给了中介。", "中介把钱转给了房东。"),
+            ("公司起诉了这家银行。", "这家银行起诉了公司。"),
+        ),
+    ),
+    Preset(
+        name="中文: same characters, different meaning (同字异义)",
+        description=(
+            "Trips up models that read characters rather than meaning (raw BERT pooling and our "
+            "character-level Chinese ESIM see the same characters in nearly the same places) and word vectors, "
+            "which give a homograph such as 东西 one vector for both of its meanings."
+        ),
+        description_zh="看字不看意思的模型容易中招：原始 BERT 池化和按字读入的中文 ESIM 看到的是几乎同样位置的同样的字（上海/海上、语法/法语）；“东西”这类多义词在词向量里只有一个向量。",
+        pairs=(
+            ("我在上海工作。", "我在海上工作。"),
+            ("语法课在下午三点。", "法语课在下午三点。"),
+            ("最近的事故多了。", "最近的故事多了。"),
+            ("我马上出发。", "我上马出发。"),
+            ("我喜欢的人不是他。", "我不喜欢的人是他。"),
+            ("我把东西落在出租车上了。", "这条街是东西走向的。"),
+        ),
+    ),
+    Preset(
+        name="中文: synonyms, no shared characters (同义不同字)",
+        description=(
+            "Trips up scores driven by surface overlap, such as averaged word vectors and an ESIM trained on "
+            "a few thousand pairs: the two questions mean the same but share almost no characters (怎么/如何, "
+            "手机/电话), which Sentence-BERT-style encoders trained on paraphrases see through."
+        ),
+        description_zh="依赖字面重合的模型容易中招，如平均词向量和只用几千对句子训练的 ESIM：两句意思相同，却几乎没有相同的字（怎么/如何、手机/电话），用复述数据训练的句向量模型能看穿这一点。",
+        pairs=(
+            ("怎么退货？", "如何把买的东西寄回去？"),
+            ("我的手机丢了。", "电话不见了，找不到。"),
+            ("快递什么时候到？", "包裹哪天能送来？"),
+            ("我想取消订单。", "这单我不要了。"),
+            ("客服电话是多少？", "人工服务怎么联系？"),
+            ("付款失败了。", "钱没付成功。"),
+        ),
+    ),
+    Preset(
+        name="中文: traditional vs simplified (繁简)",
+        description=(
+            "Trips up models whose vocabulary was built from simplified Chinese (a word2vec trained on "
+            "simplified text, our Chinese ESIM): the same sentence in traditional characters becomes unknown "
+            "or rare tokens, though it should score as identical."
+        ),
+        description_zh="词表只来自简体中文的模型容易中招：同一句话换成繁体字就成了生词或罕见词，本应判为完全相同。",
+        pairs=(
+            ("我的账户被锁定了，怎么办？", "我的帳戶被鎖定了，怎麼辦？"),
+            ("请问这个订单什么时候发货？", "請問這個訂單什麼時候發貨？"),
+            ("银行卡绑定失败。", "銀行卡綁定失敗。"),
+            ("会员费可以退吗？", "會員費可以退嗎？"),
+            ("我想修改收货地址。", "我想修改收貨地址。"),
+            ("发票开错了，能重新开吗？", "發票開錯了，能重新開嗎？"),
+        ),
+    ),
+    Preset(
+        name="中文: full-width vs half-width (全角半角)",
+        description=(
+            "Trips up any model fed unnormalised text, whose tokenizer sees ＡＢＣ１２３ and ABC123 as "
+            "different tokens; the dashboard NFKC-normalises every input first, so every family sees the same "
+            "text on both sides and should give the score it gives identical sentences."
+        ),
+        description_zh="未做规范化的模型会中招：全角的 ＡＢＣ１２３ 和半角的 ABC123 在分词器眼里是不同的符号；本看板先对所有输入做 NFKC 规范化，两边文本完全相同，每个模型都应给出相同句子的分数。",
+        pairs=(
+            ("我的订单号是２０２４０５１８０１，帮我查一下！", "我的订单号是2024051801,帮我查一下!"),
+            ("ＶＩＰ会员怎么续费？", "VIP会员怎么续费?"),
+            ("Ｗｉ－Ｆｉ密码是多少？", "Wi-Fi密码是多少?"),
+            ("优惠码ＳＡＶＥ５０用不了。", "优惠码SAVE50用不了。"),
+            ("客服电话：４００－８８８－１２３４", "客服电话:400-888-1234"),
+            ("ｉＰｈｏｎｅ　１５的屏幕碎了（保修期内）。", "iPhone 15的屏幕碎了(保修期内)。"),
+        ),
+    ),
+    Preset(
+        name="中文: mixed Chinese-English (中英混合)",
+        description=(
+            "Trips up single-language models: an English model sees only the Latin brand names and a "
+            "Chinese model treats iPhone or WeChat as unknown tokens, so the product that carries the "
+            "meaning is lost when one side writes it in English and the other in Chinese."
+        ),
+        description_zh="单语模型容易中招：英文模型只认得拉丁字母的品牌名，中文模型把 iPhone、WeChat 当生词，一边写英文一边写中文时，承载意思的产品名就丢了。",
+        pairs=(
+            ("iPhone 15怎么退货？", "苹果15手机怎样办理退货？"),
+            ("微信支付怎么绑定银行卡？", "WeChat Pay如何绑卡？"),
+            ("App登录不上去。", "应用程序无法登录。"),
+            ("VIP会员可以免运费吗？", "贵宾会员包邮吗？"),
+            ("我的AirPods左耳没声音了。", "苹果无线耳机左边那只不响了。"),
+            ("用Alipay付款失败了。", "支付宝付不了钱。"),
         ),
     ),
     Preset(

@@ -74,6 +74,8 @@ def pairs_ui() -> tuple[list[str], list[str]]:
     c2.button("Clear the table", key="cmp_clear", on_click=_on_clear, width="stretch")
     if name in PRESETS:
         st.caption(PRESETS[name].description)
+        if PRESETS[name].description_zh:
+            st.caption(PRESETS[name].description_zh)
     edited = st.data_editor(
         st.session_state["cmp_base"], num_rows="dynamic", key=f"cmp_editor_{st.session_state['cmp_version']}",
         hide_index=True, width="stretch",

@@ -180,6 +180,15 @@ def test_query_params_restore_a_preset_and_page_settings():
     assert frame_with(at, "score_w2v")["sentence_a"].tolist() == [a for a, _ in PRESETS[name].pairs]
 
 
+def test_chinese_preset_from_the_url_shows_both_descriptions():
+    name = next(n for n, p in PRESETS.items() if p.description_zh)
+    at = app(preset=name)
+    assert at.selectbox(key="preset").value == name
+    assert frame_with(at, "score_esim")["sentence_a"].tolist() == [a for a, _ in PRESETS[name].pairs]
+    captions = [c.value for c in at.caption]
+    assert PRESETS[name].description in captions and PRESETS[name].description_zh in captions
+
+
 def test_no_models_and_empty_table_say_what_to_do():
     at = app()
     at.button(key="cmp_clear").click().run()

@@ -522,7 +522,13 @@ _EXAMPLE_LABELS = {
     "Word order": (0, 0, 0, 0, 0),
     "Paraphrase, no shared words": (1, 1, 1, 1, 1),
     "Same topic, different meaning": (0, 0, 0, 0, 0),
-    "Chinese": (1, 0, 0, 0, 1),
+    "中文: negation (否定)": (0, 0, 0, 0, 0),
+    "中文: word order (语序)": (0, 0, 0, 0, 0, 0),
+    "中文: same characters, different meaning (同字异义)": (0, 0, 0, 0, 0, 0),
+    "中文: synonyms, no shared characters (同义不同字)": (1, 1, 1, 1, 1, 1),
+    "中文: traditional vs simplified (繁简)": (1, 1, 1, 1, 1, 1),
+    "中文: full-width vs half-width (全角半角)": (1, 1, 1, 1, 1, 1),
+    "中文: mixed Chinese-English (中英混合)": (1, 1, 1, 1, 1, 1),
     "Mixed & edge cases": (1, 1, 1, 1, 1),
 }
 

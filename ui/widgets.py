@@ -129,7 +129,7 @@ def corpus_ui() -> Corpus | None:
     (after an error message) when the upload cannot be used.
     """
     source = st.radio("Corpus", ["demo", "upload"], horizontal=True, key="corpus_source", persist_state="session",
-                      format_func=lambda s: {"demo": "demo corpus (360 sentences, 12 topics, en + zh)",
+                      format_func=lambda s: {"demo": "demo corpus (420 sentences, 12 topics, en + zh)",
                                              "upload": "my own file (CSV/TSV/TXT)"}[s])
     if source == "demo":
         df = state.demo_corpus()
