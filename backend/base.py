@@ -26,7 +26,7 @@ import numpy as np
 from backend.options import Option, validate_options
 from backend.options import defaults as option_defaults
 from backend.registry import ModelSpec
-from backend.text import clean_text, detect_language
+from backend.text import clean_text, detect_language, has_words, script_name
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: called as batches finish."""
@@ -156,7 +156,13 @@ class SentenceModel:
 
     def option_specs(self) -> tuple[Option, ...]:
         """The declared options, with ranges narrowed to these weights where they depend on them."""
-        return self.OPTIONS
+        return self.declared_options(self.spec)
+
+    @classmethod
+    def declared_options(cls, spec: ModelSpec) -> tuple[Option, ...]:
+        """The options as far as the registry entry tells before any weights are loaded (BERT's layer range
+        from its declared depth)."""
+        return cls.OPTIONS
 
     def info(self) -> dict[str, Any]:
         """Facts for the model card: family, roles, source, dimension, parameters, device, dtype, ..."""
@@ -200,11 +206,19 @@ class SentenceModel:
         lang = detect_language(text)
         if lang in ("unknown",) or lang in self.languages:
             return []
+        trained = "/".join(LANGUAGE_NAMES.get(x, x) for x in self.languages)
         if lang == "mixed":
             if "zh" in self.languages and "en" in self.languages:
                 return []
-            return [f"mixed Chinese/English text; {self.key} was trained on {'/'.join(self.languages)} only"]
-        return [f"text looks {'Chinese' if lang == 'zh' else 'English'}; {self.key} was trained on {'/'.join(self.languages)} only"]
+            return [f"mixed Chinese/English text; {self.key} was trained on {trained} only"]
+        name = LANGUAGE_NAMES.get(lang) or (script_name(text).title() or "another script")
+        return [f"text looks {name}; {self.key} was trained on {trained} only"]
+
+
+#: how warnings name a detected language.
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
+#: the one reason every family gives for a text of emoji, punctuation or symbols only.
+NO_WORDS = "no words found (only punctuation, emoji or symbols)"
 
 
 class Encoder(SentenceModel):
@@ -255,10 +269,12 @@ class Encoder(SentenceModel):
         """Like :meth:`encode` but returns an :class:`Encoding` with validity and warnings per text."""
         cleaned = [clean_text(t) for t in texts]
         warnings: list[list[str]] = [self._language_warnings(t) for t in cleaned]
-        idx = [i for i, t in enumerate(cleaned) if t]
+        idx = [i for i, t in enumerate(cleaned) if t and has_words(t)]
         for i, t in enumerate(cleaned):
             if not t:
                 warnings[i].append("empty text: no vector")
+            elif not has_words(t):
+                warnings[i].append(f"{NO_WORDS}: no vector")
         vectors = np.zeros((len(cleaned), self.dim), dtype=np.float32)
         valid = np.zeros(len(cleaned), dtype=bool)
         if idx:
@@ -352,20 +368,22 @@ class PairScorer(SentenceModel):
         lang = {t: self._language_warnings(t) for t in {*ca, *cb}}
         scores = np.full(len(ca), np.nan, dtype=np.float32)
         warnings: list[list[str]] = []
+        readable = {t: bool(t) and has_words(t) for t in lang}
         for x, y in zip(ca, cb, strict=True):
             w = [f"A: {m}" for m in lang[x]] + [f"B: {m}" for m in lang[y]]
-            if not x:
-                w.append("A: empty text: no score")
-            if not y:
-                w.append("B: empty text: no score")
+            for side, text in (("A", x), ("B", y)):
+                if not text:
+                    w.append(f"{side}: empty text: no score")
+                elif not readable[text]:
+                    w.append(f"{side}: {NO_WORDS}: no score")
             warnings.append(w)
-        pairs = list(dict.fromkeys((x, y) for x, y in zip(ca, cb, strict=True) if x and y))
+        pairs = list(dict.fromkeys((x, y) for x, y in zip(ca, cb, strict=True) if readable[x] and readable[y]))
         if pairs:
             ps = self._score_pairs([p[0] for p in pairs], [p[1] for p in pairs],
                                    batch_size or self.default_batch_size, progress)
             found = {p: (float(s), w) for p, s, w in zip(pairs, ps.scores.tolist(), ps.warnings, strict=True)}
             for i, (x, y) in enumerate(zip(ca, cb, strict=True)):
-                if x and y:
+                if (x, y) in found:
                     s, w = found[(x, y)]
                     scores[i] = s
                     warnings[i].extend(w)

@@ -278,5 +278,13 @@ def calibrate(
     return CalibrationResult(model, background, cal, cal.brier(scores, positive), notes)
 
 
+def score_span(fitted: tuple[float, float], background: np.ndarray | None = None) -> tuple[float, float]:
+    """The score range a calibration curve is drawn over: the fitted scores' range, widened to the background's."""
+    lo, hi = float(fitted[0]), float(fitted[1])
+    if background is not None and len(background):
+        lo, hi = min(lo, float(np.min(background))), max(hi, float(np.max(background)))
+    return lo, hi
+
+
 __all__ = ["Background", "CalibrationResult", "Calibrator", "background_scores", "calibrate", "demo_corpus_texts",
            "random_pairs"]

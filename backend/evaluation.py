@@ -764,9 +764,80 @@ def format_table(frame: pd.DataFrame, floats: int = 2) -> str:
     return "\n".join([line([str(c) for c in cols]), line(["-" * w for w in widths]), *(line(r) for r in body)])
 
 
+def is_binary(values: pd.Series) -> bool:
+    """True when a gold column holds exactly two values, 0 and 1 (duplicate / not duplicate)."""
+    v = pd.to_numeric(values, errors="coerce").dropna().unique()
+    return len(v) == 2 and set(v.tolist()) <= {0, 1}
+
+def label_metrics(frame: pd.DataFrame, label_col: str, keys: Sequence[str]) -> pd.DataFrame:
+    """Agreement of each model's ``score_<key>`` with a gold column.
+
+    ROC-AUC when the gold column is binary (0/1), else Spearman's rank correlation (graded STS-style
+    scores); rows without a gold value or without a model score are left out, and counted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, metric, value, pairs`` (``value`` NaN when it cannot be computed, e.g. one class only).
+    """
+    gold, _ = parse_labels(frame[label_col].tolist())
+    binary = is_binary(frame[label_col])
+    rows = []
+    for key in keys:
+        col = f"score_{key}"
+        if col not in frame:
+            continue
+        scores = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        # The Evaluation lab's own metric code, so the two pages can never disagree on a number.
+        m = compute_metrics(scores, gold, "binary" if binary else "graded")
+        value = m.auc if binary else (None if m.spearman is None else m.spearman / 100)
+        rows.append({"model": key, "metric": "ROC-AUC" if binary else "Spearman ρ",
+                     "value": float("nan") if value is None else float(value), "pairs": m.n})
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "pairs"])
+
+def parse_label_range(text: str) -> tuple[float, float] | None:
+    """The declared range of a gold label as typed (``"0,5"`` -> ``(0.0, 5.0)``); empty -> None (inferred).
+
+    Raises
+    ------
+    ValueError
+        With a message for the person who typed it: not two numbers, or the low end not first.
+    """
+    if not text.strip():
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"the label range must be two numbers, e.g. 0,5 (not {text.strip()!r})") from None
+    if not lo < hi:
+        raise ValueError(f"the label range must start with its low end, e.g. 0,5 (not {text.strip()!r})")
+    return lo, hi
+
+
 __all__ = [
-    "PUBLISHED_STSB", "EvaluationReport", "LabelledPairs", "ModelEvaluation", "PairMetrics", "StopRequested",
-    "binarise", "binned_trend", "compute_metrics", "demo_labelled_pairs", "disagreements", "evaluate", "f1_optimal_threshold",
-    "format_table", "infer_label_kind", "labelled_from_frame", "load_faq_zh", "load_labelled_pairs", "paper_table",
-    "parse_labels", "rank_scores", "roc_pr_curves",
+    "PUBLISHED_STSB",
+    "EvaluationReport",
+    "LabelledPairs",
+    "ModelEvaluation",
+    "PairMetrics",
+    "StopRequested",
+    "binarise",
+    "binned_trend",
+    "compute_metrics",
+    "demo_labelled_pairs",
+    "disagreements",
+    "evaluate",
+    "f1_optimal_threshold",
+    "format_table",
+    "infer_label_kind",
+    "is_binary",
+    "label_metrics",
+    "labelled_from_frame",
+    "load_faq_zh",
+    "load_labelled_pairs",
+    "paper_table",
+    "parse_label_range",
+    "parse_labels",
+    "rank_scores",
+    "roc_pr_curves",
 ]

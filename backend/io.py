@@ -15,15 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 
-#: encodings tried in order; gb18030 is a superset of GBK and GB2312.
-ENCODINGS = ("utf-8-sig", "gb18030")
 SEPARATORS = (",", "\t", ";", "|")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: column names that hold a gold label, in order of preference.
-LABEL_NAMES = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "y")
+LABEL_NAMES = ("score", "label", "gold", "similarity", "relatedness", "is_duplicate", "duplicate", "same",
+               "is_same", "match", "paraphrase", "target", "y")
+#: encodings a person can pick when detection guessed wrong (Batch page, ``--encoding``).
+ENCODING_CHOICES = ("utf-8", "gb18030", "big5", "utf-16", "cp1252", "latin-1", "shift_jis", "euc_kr")
+#: what detection chooses among when a file is not UTF-8 (GB18030 covers GBK and GB2312; cp1252 covers Latin-1's
+#: letters).
+DETECTABLE = ("gb18030", "big5", "cp1252", "shift_jis", "euc_kr")
 DEMO_CORPUS = Path(__file__).resolve().parent / "data" / "demo_corpus.csv"
-#: Chinese FAQ-matching pairs (our own writing): ``sentence1, sentence2, label, topic``; 1 = same intent.
 FAQ_ZH = Path(__file__).resolve().parent / "data" / "faq_zh.csv"
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 class TableError(ValueError):
@@ -50,14 +55,57 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def decode_bytes(data: bytes) -> tuple[str, str]:
-    """Decode bytes as UTF-8 (with or without BOM), else GB18030/GBK; returns ``(text, encoding)``."""
-    for enc in ENCODINGS:
+def decode_bytes(data: bytes, encoding: str | None = None) -> tuple[str, str, list[str]]:
+    """Decode a file's bytes; returns ``(text, encoding, notes)``.
+
+    Order: the encoding asked for; a byte-order mark (UTF-8, UTF-16, UTF-32); strict UTF-8; UTF-16 without a
+    mark (every other byte NUL); else ``charset-normalizer``'s best guess (GB18030, Big5, cp1252, ...), which is
+    a *guess*, and the note says so and how to override it.
+
+    Raises
+    ------
+    TableError
+        The bytes are not text in the asked or any detected encoding, or look like a binary file.
+    """
+    if encoding:
         try:
-            return data.decode(enc), ("utf-8" if enc == "utf-8-sig" else "gbk")
-        except UnicodeDecodeError:
-            continue
-    raise TableError("the file is neither UTF-8 nor GBK text; save it as UTF-8 CSV and try again")
+            return data.decode(encoding), encoding, [f"decoded as {encoding} (chosen)"]
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise TableError(f"the file cannot be read as {encoding}: {exc}") from None
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            name = "utf-8" if enc == "utf-8-sig" else enc
+            try:
+                return data.decode(enc), name, [] if name == "utf-8" else [f"decoded as {name.upper()} (byte-order mark)"]
+            except UnicodeDecodeError as exc:
+                raise TableError(f"the file starts with a {name} byte-order mark but is not {name}: {exc}") from None
+    if data[:4] == b"PK\x03\x04":
+        raise TableError("this is an Excel .xlsx (or another zip) file, not CSV text: export it as CSV (UTF-8)")
+    head = data[:4096]
+    # UTF-16 without a mark: NUL in every other byte (ASCII-range text). NUL bytes are valid UTF-8, so this is
+    # checked first.
+    for enc, nul, text_half in (("utf-16-le", head[1::2], head[0::2]), ("utf-16-be", head[0::2], head[1::2])):
+        if len(head) >= 4 and nul.count(0) > 0.4 * len(nul) and text_half.count(0) < 0.1 * len(text_half):
+            try:
+                return data.decode(enc), enc, ["decoded as UTF-16 (detected: no byte-order mark)"]
+            except UnicodeDecodeError:
+                break
+    if b"\x00" in head:
+        raise TableError("this looks like a binary file (it holds NUL bytes), not CSV text: export it as CSV (UTF-8)")
+    try:
+        return data.decode("utf-8"), "utf-8", []
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # The encodings people's spreadsheets actually come in; an open search picks exotic code pages (cp775) for
+    # short Western texts.
+    best = from_bytes(data, cp_isolation=list(DETECTABLE)).best()
+    if best is None or best.encoding is None:
+        raise TableError("the file is not text in any encoding we recognise; save it as UTF-8 CSV and try again")
+    enc = best.encoding
+    text = str(best)
+    return text, enc, [f"decoded as {enc} (detected: a guess; if the text looks wrong, choose its encoding)"]
 
 
 def sniff_separator(text: str) -> str:
@@ -80,7 +128,8 @@ def sniff_separator(text: str) -> str:
     return best if best_key[0] >= 0 else ","
 
 
-def read_table(source: str | Path | bytes | io.IOBase, *, max_rows: int | None = None, txt_column: str = "text") -> Table:
+def read_table(source: str | Path | bytes | io.IOBase, *, max_rows: int | None = None, txt_column: str = "text",
+               encoding: str | None = None) -> Table:
     """Read a CSV/TSV/TXT file into a :class:`Table`.
 
     Parameters
@@ -90,6 +139,11 @@ def read_table(source: str | Path | bytes | io.IOBase, *, max_rows: int | None =
         Stop after this many data rows (previews of huge files).
     txt_column : str
         Column name for a plain ``.txt`` file (one text per line, no separator).
+    encoding : str, optional
+        Decode as this (otherwise detected: see :func:`decode_bytes`).
+
+    Every data line of the file becomes one row: a line with too many fields keeps the fields that fit and a
+    note names the line; a line with too few gets empty cells.
 
     Raises
     ------
@@ -107,37 +161,77 @@ def read_table(source: str | Path | bytes | io.IOBase, *, max_rows: int | None =
         data = source.read()
         if isinstance(data, str):
             data = data.encode("utf-8")
-    if not data.strip():
+    if not data.strip(b" \t\r\n\x00"):
         raise TableError("the file is empty")
-    if b"\x00" in data[:4096]:
-        raise TableError("this looks like a binary file (Excel .xlsx?), not CSV text: export it as CSV (UTF-8)")
-    text, encoding = decode_bytes(data)
-    notes = [] if encoding == "utf-8" else [f"decoded as {encoding.upper()}"]
+    text, encoding, notes = decode_bytes(data, encoding)
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise TableError("the file is empty")
     if name.lower().endswith(".txt") and "\t" not in text.splitlines()[0]:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         frame = pd.DataFrame({txt_column: lines[:max_rows] if max_rows else lines})
         return Table(frame, encoding, "\n", notes)
     sep = sniff_separator(text)
-    # A tab file whose text holds raw double quotes (STS-B) must be read without quote handling, or pandas
-    # swallows whole lines into one field. Commas/semicolons keep the standard CSV quoting.
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            quoting=quoting,
-            dtype=str,
-            keep_default_na=False,
-            nrows=max_rows,
-            on_bad_lines="warn",
-            engine="python" if sep not in (",", "\t") else "c",
-        )
-    except (pd.errors.ParserError, csv.Error) as exc:
-        raise TableError(f"could not parse the file as a table ({exc}); is it really CSV?") from exc
+    frame, bad = _parse(text, sep, max_rows)
+    if bad:
+        shown = ", ".join(f"line {n} ({k} fields)" for n, k in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        notes.append(f"{len(bad)} line(s) have more fields than the header's {frame.shape[1]}: {shown}; "
+                     "the extra fields were dropped (is a text cell missing its quotes?)")
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.shape[1] < 2 and sep != "\n":
         notes.append("only one column found; is the separator right?")
     return Table(frame, encoding, sep, notes)
+
+
+def _parse(text: str, sep: str, max_rows: int | None) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """Parse with the csv module so no line is lost; returns the frame and ``(line, fields)`` of long lines.
+
+    Tab-separated files are read without quote handling (STS-B's text holds raw double quotes, and a quote
+    opening a cell would otherwise swallow the lines after it), unless that leaves records of the wrong width
+    while quote handling does not: then quoted cells hold tabs or line breaks, and quoting is right.
+    """
+    def rows_with(quoting: int) -> list[tuple[int, list[str]]]:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting)
+        out: list[tuple[int, list[str]]] = []
+        start = 1
+        try:
+            for fields in reader:
+                if fields:  # a blank line is no record; a line of empty cells is one (it gets "no score")
+                    out.append((start, fields))
+                start = reader.line_num + 1
+                if max_rows is not None and len(out) > max_rows:
+                    break
+        except csv.Error as exc:
+            raise TableError(f"could not parse the file as a table (line {reader.line_num}: {exc})") from None
+        return out
+
+    def even(rows: list[tuple[int, list[str]]]) -> bool:
+        return bool(rows) and all(len(f) == len(rows[0][1]) for _, f in rows)
+
+    rows = rows_with(csv.QUOTE_MINIMAL)
+    if sep == "\t":
+        plain = rows_with(csv.QUOTE_NONE)
+        if even(plain) or not even(rows):
+            rows = plain
+    if not rows:
+        raise TableError("the file is empty")
+    header = [h.strip() for h in rows[0][1]]
+    width = len(header)
+    bad = [(n, len(f)) for n, f in rows[1:] if len(f) > width]
+    body = [(f + [""] * width)[:width] for _, f in rows[1:]]
+    frame = pd.DataFrame(body, columns=_unique(header), dtype=object)
+    return frame, bad
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique (``a``, ``a.1``) and never empty (``column 3``), as a person can pick them."""
+    out, seen = [], {}
+    for i, n in enumerate(names, start=1):
+        n = n or f"column {i}"
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out
 
 
 def require_columns(frame: pd.DataFrame, *columns: str) -> None:

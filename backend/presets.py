@@ -256,3 +256,31 @@ def as_frame(name: str) -> pd.DataFrame:
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
     return pd.DataFrame(list(preset.pairs), columns=["sentence_a", "sentence_b"])
+
+
+#: our own same-meaning judgement of each preset pair (1 = same meaning), in preset order. It only lets the Batch
+#: page show a metric on its example file; it is not a benchmark.
+EXAMPLE_LABELS = {
+    "Negation": (0, 0, 0, 0, 0),
+    "Word order": (0, 0, 0, 0, 0),
+    "Paraphrase, no shared words": (1, 1, 1, 1, 1),
+    "Same topic, different meaning": (0, 0, 0, 0, 0),
+    "中文: negation (否定)": (0, 0, 0, 0, 0),
+    "中文: word order (语序)": (0, 0, 0, 0, 0, 0),
+    "中文: same characters, different meaning (同字异义)": (0, 0, 0, 0, 0, 0),
+    "中文: synonyms, no shared characters (同义不同字)": (1, 1, 1, 1, 1, 1),
+    "中文: traditional vs simplified (繁简)": (1, 1, 1, 1, 1, 1),
+    "中文: full-width vs half-width (全角半角)": (1, 1, 1, 1, 1, 1),
+    "中文: mixed Chinese-English (中英混合)": (1, 1, 1, 1, 1, 1),
+    "Mixed & edge cases": (1, 1, 1, 1, 1),
+}
+
+
+def example_pairs_frame() -> pd.DataFrame:
+    """Every preset pair as a batch file: ``sentence1, sentence2, label, preset`` (label: our judgement)."""
+    rows = []
+    for name, preset in PRESETS.items():
+        labels = EXAMPLE_LABELS.get(name, (None,) * len(preset.pairs))
+        for (a, b), y in zip(preset.pairs, labels, strict=False):
+            rows.append({"sentence1": a, "sentence2": b, "label": y, "preset": name})
+    return pd.DataFrame(rows)

@@ -25,7 +25,7 @@ change; recall at smaller cut-offs, MRR and nDCG can.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,4 +257,48 @@ def recall_rerank(
     )
 
 
-__all__ = ["RetrievalResult", "RetrievalTask", "build_retrieval_task", "ir_metrics", "recall_rerank"]
+def topk_sets(indices: np.ndarray) -> list[set[int]]:
+    """The set of corpus rows in each query's top-k (padding ``-1`` dropped)."""
+    return [{int(i) for i in row if i >= 0} for row in np.atleast_2d(indices)]
+
+def jaccard(x: set[int], y: set[int]) -> float:
+    """|x ∩ y| / |x ∪ y|; two empty sets count as identical (1.0)."""
+    union = x | y
+    return 1.0 if not union else len(x & y) / len(union)
+
+def overlap_matrix(sets: Mapping[str, list[set[int]]]) -> pd.DataFrame:
+    """Mean Jaccard overlap of the top-k sets between every two models, averaged over queries.
+
+    Parameters
+    ----------
+    sets : mapping
+        ``{model: [top-k set of query 0, query 1, ...]}``; every list has the same length.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Square, symmetric, models on both axes, ones on the diagonal.
+    """
+    keys = list(sets)
+    m = np.ones((len(keys), len(keys)))
+    for i, ki in enumerate(keys):
+        for j, kj in enumerate(keys):
+            if j <= i:
+                continue
+            vals = [jaccard(x, y) for x, y in zip(sets[ki], sets[kj], strict=True)]
+            m[i, j] = m[j, i] = float(np.mean(vals)) if vals else float("nan")
+    return pd.DataFrame(m, index=keys, columns=keys)
+
+def candidate_union(results: Mapping[str, Any], q: int) -> list[int]:
+    """Corpus rows in any model's top-k for query ``q``, in first-seen order (best ranks first)."""
+    seen: dict[int, None] = {}
+    ranks = [nb.indices[q].tolist() for nb in results.values()]
+    for r in range(max((len(x) for x in ranks), default=0)):
+        for lst in ranks:
+            if r < len(lst) and lst[r] >= 0:
+                seen.setdefault(int(lst[r]), None)
+    return list(seen)
+
+
+__all__ = ["RetrievalResult", "RetrievalTask", "build_retrieval_task", "candidate_union", "ir_metrics", "jaccard",
+           "overlap_matrix", "recall_rerank", "topk_sets"]

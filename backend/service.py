@@ -10,12 +10,14 @@ operations over several models return a result per model, with ``error`` set whe
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +38,7 @@ from backend.families import build_model, family_class
 from backend.jobs import StopRequested
 from backend.options import Option, OptionError, validate_options
 from backend.registry import ModelRequest, ModelSpec, Registry
+from backend.speed import Speed
 from backend.text import clean_text, detect_language
 
 
@@ -163,6 +166,7 @@ class Backend:
         self._pairs = _LRU(cache_size)
         self._projections = _LRU(64)
         self.load_errors: dict[str, str] = {}
+        self._session_folders: dict[str, Path] = {}
         self.stats = {"vector_hits": 0, "vector_misses": 0}
 
     # ------------------------------------------------------------------------------------------- models
@@ -231,7 +235,8 @@ class Backend:
         m = self._models.get(key)
         if m is not None:
             return m.option_specs()
-        return family_class(self.registry[key].family).OPTIONS
+        spec = self.registry[key]
+        return family_class(spec.family).declared_options(spec)
 
     def check_request(self, key: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate run-time options for ``key`` before any work (loads no weights); returns them converted.
@@ -247,15 +252,80 @@ class Backend:
         return validate_options(self.option_specs(key), options or {}, key, runtime_only=True)
 
     def remove(self, key: str) -> None:
-        """Forget a run-time model: unload it, drop it from the registry and from the load errors."""
+        """Forget a run-time model: unload it, drop it from the registry and the load errors, and delete the
+        folder its files were written to (models trained in a dashboard session)."""
         with self._lock:
             self._models.pop(key, None)
+            folder = self._session_folders.pop(key, None)
         self.registry.remove(key)
         self.load_errors.pop(key, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    #: models one dashboard session may keep; training another removes its oldest (and its files).
+    SESSION_MODELS_PER_OWNER = 3
+
+    def add_session_model(self, spec: ModelSpec, folder: str | Path | None = None) -> list[str]:
+        """Register a model trained in one session (``spec.owner``), its files in ``folder`` (deleted with it).
+
+        Returns
+        -------
+        list of str
+            Keys removed to keep the owner within :attr:`SESSION_MODELS_PER_OWNER`.
+        """
+        if not spec.owner:
+            raise ValueError("a session model needs an owner (the session id)")
+        self.registry.add(spec)
+        with self._lock:
+            if folder is not None:
+                self._session_folders[spec.key] = Path(folder)
+        mine = [s.key for s in self.registry if s.owner == spec.owner]
+        dropped = mine[: max(0, len(mine) - self.SESSION_MODELS_PER_OWNER)]
+        for k in dropped:
+            self.remove(k)
+        return dropped
+
+    def remove_owner(self, owner: str) -> list[str]:
+        """Remove every model of a session that has ended (its files too); returns their keys."""
+        keys = [s.key for s in self.registry if owner and s.owner == owner]
+        for k in keys:
+            self.remove(k)
+        return keys
 
     def info(self, key: str, **options: Any) -> dict[str, Any]:
         """The model card facts of ``key`` (loads it)."""
         return self.model(key, **options).info()
+
+    def space_for(self, key: str, texts: Sequence[str]) -> tuple[str, str | None]:
+        """The one model whose vector space holds all of ``texts`` for ``key``, and a note when that needed a rule.
+
+        Vectors from two models cannot be compared, so a corpus is never split between a model and its language
+        variant. The rule: the language most of the texts are in chooses (``sbert`` -> ``sbert-zh`` for a mostly
+        Chinese corpus); a corpus with more than a tenth in the other language gets a note saying which model read
+        everything.
+
+        Returns
+        -------
+        tuple
+            ``(key to embed with, note or None)``.
+        """
+        variants = self.registry[key].variants
+        if not variants:
+            return key, None
+        step = max(1, len(texts) // 2000)  # a sample is enough to count languages
+        langs = [detect_language(clean_text(t)) for t in list(texts)[::step]]
+        zh, en = sum(x == "zh" for x in langs), sum(x == "en" for x in langs)
+        if zh + en == 0:
+            return key, None
+        major = "zh" if zh > en else "en"
+        use = self.variant_for(key, major)
+        minority = min(zh, en) / (zh + en)
+        note = None
+        if minority > 0.1:
+            other = "English" if major == "zh" else "Chinese"
+            note = (f"mixed corpus ({minority:.0%} {other}): every text is embedded with {use}, so all of them share "
+                    f"one vector space; the {other} ones are read by a model made for the other language")
+        return use, note
 
     def variant_for(self, key: str, lang: str) -> str:
         """The registered language variant of ``key`` for ``lang`` (``esim`` -> ``esim-zh``), else ``key``."""
@@ -537,6 +607,45 @@ class Backend:
         self._projections.put_many([(ck, coords)])
         return coords.copy()
 
+    def clusters(self, key: str, texts: Sequence[str], n_clusters: int = 8, seed: int = 42,
+                 options: dict[str, Any] | None = None) -> np.ndarray:
+        """K-means cluster of each text in model ``key``'s own vector space (not in a 2-D map); cached.
+
+        Returns
+        -------
+        np.ndarray, shape (n,), int
+            Cluster ids 0..k-1; -1 for texts without a vector.
+        """
+        m = self._encoder(key, options)
+        digest = hashlib.sha1("\x1f".join(clean_text(t) for t in texts).encode()).hexdigest()
+        ck = (m.config_id, "kmeans", int(n_clusters), int(seed), digest)
+        hit = self._projections.get_many([ck])[0]
+        if hit is not None:
+            return hit.copy()
+        enc = self._embed_with(m, texts)
+        out = cluster_labels(enc.vectors, enc.valid, n_clusters, seed)
+        self._projections.put_many([(ck, out)])
+        return out.copy()
+
+    def align(self, key: str, a: str, b: str) -> dict[str, Any] | None:
+        """A pair scorer's word alignment of ``a`` and ``b`` for a heatmap (ESIM's soft attention), or None when
+        the model has none. See :meth:`backend.families.esim.ESIMModel.align` for the fields."""
+        m = self.model(key)
+        fn = getattr(m, "align", None)
+        return fn(a, b) if callable(fn) else None
+
+    def measure_speed(self, key: str, options: dict[str, Any] | None = None, n: int | None = None) -> Speed:
+        """Latency of one pair and throughput of model ``key`` on this machine (on fresh demo-corpus texts)."""
+        from backend.io import load_demo_corpus
+        from backend.speed import BENCH_SENTENCES, measure_speed
+
+        corpus = load_demo_corpus()["text"].tolist()
+        return measure_speed(self.model(key, **(options or {})), corpus, n or BENCH_SENTENCES)
+
+    def load(self, key: str) -> None:
+        """Load model ``key`` now (a page's progress bar calls this per model); raises :class:`ModelLoadError`."""
+        self.model(key)
+
     def clear_cache(self) -> None:
         """Drop cached vectors, pair scores and projections (models stay loaded)."""
         for c in (self._vectors, self._pairs, self._projections):
@@ -558,6 +667,19 @@ def reduce_2d(x: np.ndarray, method: str = "umap", seed: int = 42, n_neighbors: 
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def cluster_labels(vectors: np.ndarray, valid: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """K-means ids (0..k-1) for the valid rows of ``vectors``, -1 elsewhere; ``k`` is capped by the row count."""
+    from sklearn.cluster import KMeans
+
+    out = np.full(len(vectors), -1, dtype=np.int64)
+    x = vectors[valid]
+    if len(x) == 0:
+        return out
+    k = max(1, min(int(n_clusters), len(x)))
+    out[np.flatnonzero(valid)] = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -582,5 +704,5 @@ def get_backend() -> Backend:
         return _DEFAULT
 
 
-__all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "RoleError", "get_backend",
-           "reduce_2d"]
+__all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "RoleError", "cluster_labels",
+           "get_backend", "reduce_2d"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
-Language = Literal["en", "zh", "mixed", "unknown"]
+Language = Literal["en", "zh", "mixed", "ja", "ko", "other", "unknown"]
 
 # CJK Unified Ideographs (+ extension A and compatibility ideographs): enough to tell Chinese text apart.
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -23,13 +24,15 @@ EN_WORD = re.compile(r"[a-z0-9]+(?:['’\-][a-z0-9]+)*")
 # "do" "n't", "it's" -> "it" "'s". GloVe has vectors for "n't" and "'s", not for "don't".
 EN_WORD_PTB = r"[a-z0-9]+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|[a-z0-9]+(?:-[a-z0-9]+)*"
 _EN_WORD_PTB = re.compile(EN_WORD_PTB)
-# Control and format characters (except ordinary whitespace) are dropped: they are invisible to a reader
-# and only confuse tokenizers.
-# Control (Cc) and invisible format (Cf) characters: zero-width spaces, bidi marks, BOMs, soft hyphens.
-_CONTROL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
-)
+# Control characters (Cc: NUL, ESC, DEL, C1) become a space: they can separate words in text pasted from a
+# terminal or a broken export. Invisible format characters (Cf: zero-width space and joiners, soft hyphen, bidi
+# marks, BOM) are removed: they sit *inside* words ("hel\u200blo" is "hello" to a reader).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_FORMAT = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+# Lone UTF-16 surrogates (from a mis-decoded file or a JSON "\ud800") are not text: tokenizers reject them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 
 
 def clean_text(text: object) -> str:
@@ -52,25 +55,49 @@ def clean_text(text: object) -> str:
     s = str(text)
     # Fast path for plain ASCII (most English input): NFKC cannot change it, only C0 controls need dropping.
     if not s.isascii():
-        s = _CONTROL.sub(" ", unicodedata.normalize("NFKC", s))
+        s = _SURROGATE.sub("", s)
+        s = _CONTROL.sub(" ", _FORMAT.sub("", unicodedata.normalize("NFKC", s)))
     elif not s.isprintable():
         s = _CONTROL.sub(" ", s)
     return " ".join(s.split())
+
+
+def has_words(text: str) -> bool:
+    """True when a text has at least one letter or digit (in any script): emoji, punctuation and symbols alone
+    give no vector and no score, the same way in every model."""
+    return any(ch.isalnum() for ch in text)
+
+
+def script_name(text: str) -> str:
+    """The Unicode script of the first letter that is neither Latin nor a CJK ideograph (``"ARABIC"``,
+    ``"CYRILLIC"``, ``"HANGUL"``), or ``""``."""
+    for ch in text:
+        if ch.isalpha() and not ch.isascii() and not _CJK.match(ch):
+            try:
+                return unicodedata.name(ch).split()[0]
+            except ValueError:
+                return ""
+    return ""
 
 
 def detect_language(text: str) -> Language:
     """Guess whether a text is English, Chinese or a mixture, by counting scripts.
 
     A text is ``"zh"`` when at least 30% of its letters are CJK ideographs and it has few Latin letters,
-    ``"mixed"`` when both scripts are substantial, ``"en"`` when it has Latin letters only and
-    ``"unknown"`` when it has neither (digits, emoji, punctuation).
+    ``"mixed"`` when both scripts are substantial, ``"en"`` when it has Latin letters only, ``"ja"`` when it
+    has kana, ``"ko"`` when it has Hangul, ``"other"`` when its letters are in another script (Arabic,
+    Cyrillic, ...) and ``"unknown"`` when it has no letters (digits, emoji, punctuation).
     """
     if text.isascii():  # fast path: most English input; no CJK possible
         return "en" if _LATIN.search(text) else "unknown"
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
     n_cjk = len(_CJK.findall(text))
     n_lat = len(_LATIN.findall(text))
     if n_cjk == 0 and n_lat == 0:
-        return "unknown"
+        return "other" if any(ch.isalpha() for ch in text) else "unknown"
     if n_cjk == 0:
         return "en"
     # Chinese characters carry about a word each, Latin letters about a fifth of one: weigh accordingly.
@@ -137,3 +164,13 @@ def tokenize(
         return out
     toks = [t.strip().lower() for t in _jieba().lcut(text)]
     return [t for t in toks if t and any(ch.isalnum() for ch in t)]
+
+
+def majority_language(texts: Sequence[str], sample: int = 200) -> str:
+    """``"zh"`` when most of the first ``sample`` texts are Chinese, else ``"en"``.
+
+    The calibration tab draws its random background pairs from the demo corpus in this language: random
+    English pairs say nothing about what a score means for Chinese pairs.
+    """
+    head = list(texts[:sample])
+    return "zh" if head and sum(detect_language(t) == "zh" for t in head) > len(head) / 2 else "en"

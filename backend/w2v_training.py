@@ -320,7 +320,8 @@ def register_session_model(
               + ", ".join(f"{k}={v}" for k, v in asdict(cfg).items())),
         default=False,
     )
-    be.registry.add(spec)
+    # A session's model is removed with its folder when the session trains more than its share or ends.
+    be.add_session_model(spec, folder) if session else be.registry.add(spec)
     return spec
 
 

@@ -7,7 +7,7 @@ from backend.text import clean_text, detect_language, tokenize
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(None, ""), (float("nan"), ""), ("  a \t b\n", "a b"), ("a\x00b\u200bc", "a b c"), ("ＡＢＣ", "ABC")],
+    [(None, ""), (float("nan"), ""), ("  a \t b\n", "a b"), ("a\x00b\u200bc", "a bc"), ("ＡＢＣ", "ABC")],
 )
 def test_clean_text(raw, expected):
     assert clean_text(raw) == expected
@@ -40,3 +40,29 @@ def test_tokenize_chinese_words_and_chars():
 def test_tokenize_empty_and_symbols():
     assert tokenize("") == []
     assert tokenize("😀 !!!") == []
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("hel\u200blo wor\u00adld", "hello world"),       # zero-width space and soft hyphen are inside words
+    ("\ufeffstart", "start"),                          # a BOM at the start of a cell
+    ("a\x1bb", "a b"),                                 # a control character separates
+    ("bad \ud800 surrogate", "bad surrogate"),         # a lone surrogate is dropped, not passed to a tokenizer
+    ("\u202eevil\u202c text", "evil text"),            # bidi overrides
+])
+def test_clean_text_removes_invisible_characters_inside_words(raw, expected):
+    assert clean_text(raw) == expected
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("こんにちは、世界", "ja"), ("東京に行きます", "ja"), ("안녕하세요", "ko"), ("مرحبا بالعالم", "other"),
+    ("Привет мир", "other"), ("繁體中文的句子", "zh"),
+])
+def test_detect_language_names_other_scripts(text, lang):
+    assert detect_language(text) == lang
+
+
+def test_has_words_and_script_name():
+    from backend.text import has_words, script_name
+
+    assert not has_words("😀 🎉 !!! ---") and has_words("x") and has_words("猫") and has_words("٣")
+    assert script_name("مرحبا") == "ARABIC" and script_name("Привет") == "CYRILLIC" and script_name("hello") == ""

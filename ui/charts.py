@@ -1,26 +1,39 @@
 """Plotly figures for the dashboard, built from plain data (no streamlit import).
 
 Every figure has a title and axis labels, and uses :func:`ui.theme.model_color` for models, so a model is
-the same colour on every page. Backgrounds and fonts are left to the caller's template (Streamlit's theme
+the same colour on every page. Text goes through ``tr`` (the page passes :func:`ui.i18n.t`), so figures read in
+the interface language. Backgrounds and fonts are left to the caller's template (Streamlit's theme
 applies its light or dark template), so the figures work in both themes.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ui.theme import LABEL_COLORS, QUERY_COLOR, model_color
+from ui.theme import LABEL_COLORS, QUERY_COLOR, model_color, model_pattern
+
+Translate = Callable[..., str]
+
+
+def _same(text: str, **values: object) -> str:
+    """The default ``tr``: English, with ``{fields}`` filled (pages pass :func:`ui.i18n.t`)."""
+    return text.format(**values) if values else text
 
 
 def wrap(text: str, width: int = 60, max_lines: int = 6) -> str:
-    """Wrap ``text`` with ``<br>`` for plotly hover labels (long sentences would run off the plot)."""
-    lines = textwrap.wrap(str(text), width) or [""]
+    """Wrap ``text`` with ``<br>`` for plotly hover labels (long sentences would run off the plot).
+
+    The text is HTML-escaped first: plotly renders tags such as ``<a href>`` in labels, and a user's text must not
+    become a link.
+    """
+    lines = textwrap.wrap(html.escape(str(text)), width) or [""]
     if len(lines) > max_lines:
         lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
     return "<br>".join(lines)
@@ -32,7 +45,7 @@ def short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, str]) -> go.Figure:
+def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, str], tr: Translate = _same) -> go.Figure:
     """Grouped bars: one group per pair, one bar per model (in the model's colour).
 
     Parameters
@@ -54,21 +67,25 @@ def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, st
         y = pd.to_numeric(frame[col], errors="coerce")
         fig.add_bar(
             x=x, y=y, name=labels.get(key, key), marker_color=model_color(key), customdata=hover,
+            marker_pattern_shape=model_pattern(key),
             hovertemplate="<b>%{fullData.name}</b>: %{y:.3f}<br>%{customdata}<extra></extra>",
-            text=[("n/a" if np.isnan(v) else f"{v:.2f}") for v in y], textposition="outside", cliponaxis=False,
+            text=[(tr("n/a") if np.isnan(v) else f"{v:.2f}") for v in y], textposition="outside", cliponaxis=False,
         )
     values = pd.concat([pd.to_numeric(frame[f"score_{k}"], errors="coerce") for k in keys if f"score_{k}" in frame] or [pd.Series(dtype=float)])
     low = float(min(0.0, np.nanmin(values))) if values.notna().any() else 0.0
+    # The legend goes under the plot: above it, five or more models' names ran into the title.
     fig.update_layout(
-        title="Similarity per pair and model", barmode="group", bargap=0.25,
-        xaxis_title="pair (hover for the sentences)", yaxis_title="similarity (cosine; ESIM: probability)",
-        yaxis_range=[low - 0.05 if low < 0 else 0, 1.1], margin={"t": 60, "b": 40},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, title_y=0.97,
+        title=tr("Similarity per pair and model"), barmode="group", bargap=0.25,
+        xaxis_title=tr("pair (hover for the sentences)"),
+        yaxis_title=tr("similarity (cosine; pair scorers: their own score)"),
+        yaxis_range=[low - 0.05 if low < 0 else 0, 1.12], margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
     )
     return fig
 
 
-def alignment_heatmap(tokens_a: Sequence[str], tokens_b: Sequence[str], matrix: np.ndarray, title: str) -> go.Figure:
+def alignment_heatmap(tokens_a: Sequence[str], tokens_b: Sequence[str], matrix: np.ndarray, title: str,
+                      tr: Translate = _same) -> go.Figure:
     """ESIM's soft alignment: rows are tokens of sentence A, columns tokens of sentence B.
 
     Token labels are made unique with a position suffix only where a token repeats (plotly merges equal
@@ -85,14 +102,14 @@ def alignment_heatmap(tokens_a: Sequence[str], tokens_b: Sequence[str], matrix: 
     m = np.asarray(matrix, dtype=float)
     fig = go.Figure(go.Heatmap(
         z=m, x=uniq(tokens_b), y=uniq(tokens_a), colorscale="Blues", zmin=0, zmax=float(np.nanmax(m)) if m.size else 1,
-        colorbar={"title": "attention"}, hovertemplate="A: %{y}<br>B: %{x}<br>weight %{z:.3f}<extra></extra>",
+        colorbar={"title": tr("attention")}, hovertemplate="A: %{y}<br>B: %{x}<br>%{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(title=title, xaxis_title="sentence B tokens", yaxis_title="sentence A tokens",
+    fig.update_layout(title=title, xaxis_title=tr("sentence B tokens"), yaxis_title=tr("sentence A tokens"),
                       yaxis_autorange="reversed", margin={"t": 60})
     return fig
 
 
-def overlap_heatmap(matrix: pd.DataFrame, labels: Mapping[str, str], k: int) -> go.Figure:
+def overlap_heatmap(matrix: pd.DataFrame, labels: Mapping[str, str], k: int, tr: Translate = _same) -> go.Figure:
     """Mean Jaccard overlap of the models' top-``k`` sets (1 = the same neighbours)."""
     names = [labels.get(c, c) for c in matrix.columns]
     z = matrix.to_numpy(dtype=float)
@@ -101,8 +118,8 @@ def overlap_heatmap(matrix: pd.DataFrame, labels: Mapping[str, str], k: int) -> 
         text=np.vectorize(lambda v: f"{v:.2f}")(z), texttemplate="%{text}",
         hovertemplate="%{y} vs %{x}<br>Jaccard %{z:.2f}<extra></extra>",
     ))
-    fig.update_layout(title=f"Overlap of top-{k} neighbours between models (mean Jaccard over queries)",
-                      xaxis_title="model", yaxis_title="model", yaxis_autorange="reversed", margin={"t": 60})
+    fig.update_layout(title=tr("Overlap of top-{k} neighbours between models (mean Jaccard over queries)", k=k),
+                      xaxis_title=tr("model"), yaxis_title=tr("model"), yaxis_autorange="reversed", margin={"t": 60})
     return fig
 
 
@@ -115,7 +132,7 @@ def label_color_map(groups: Sequence[str]) -> dict[str, str]:
 def projection_scatter(
     coords: np.ndarray, texts: Sequence[str], groups: Sequence[str], colors: Mapping[str, str], title: str,
     key: str, group_title: str = "label", query: str | None = None, query_xy: np.ndarray | None = None,
-    method: str = "UMAP",
+    method: str = "UMAP", tr: Translate = _same,
 ) -> go.Figure:
     """One model's 2-D map of the corpus: a point per text coloured by ``groups``, the query as a star.
 
@@ -142,14 +159,14 @@ def projection_scatter(
         fig.add_scatter(
             x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=name, legendgroup=name,
             marker={"size": 7, "color": colors.get(name, "#9E9E9E"), "opacity": 0.85},
-            customdata=t[sel], hovertemplate=f"<b>{name}</b><br>%{{customdata}}<extra></extra>",
+            customdata=t[sel], hovertemplate=f"<b>{html.escape(name)}</b><br>%{{customdata}}<extra></extra>",
         )
     if query_xy is not None and np.isfinite(query_xy).all():
         fig.add_scatter(
-            x=[query_xy[0]], y=[query_xy[1]], mode="markers+text", name="query", text=["query"],
+            x=[query_xy[0]], y=[query_xy[1]], mode="markers+text", name=tr("query"), text=[tr("query")],
             textposition="top center", marker={"symbol": "star", "size": 22, "color": QUERY_COLOR,
                                                "line": {"width": 2, "color": "#333333"}},
-            customdata=[wrap(query or "")], hovertemplate="<b>query</b><br>%{customdata}<extra></extra>",
+            customdata=[wrap(query or "")], hovertemplate=f"<b>{tr('query')}</b><br>%{{customdata}}<extra></extra>",
         )
     fig.update_layout(
         title={"text": f"<span style='color:{model_color(key)}'>■</span> {title}"},
@@ -162,16 +179,16 @@ def projection_scatter(
     return fig
 
 
-def metric_bars(metrics: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
+def metric_bars(metrics: pd.DataFrame, labels: Mapping[str, str], tr: Translate = _same) -> go.Figure:
     """One bar per model for the batch page's agreement with the gold column."""
     metric = str(metrics["metric"].iloc[0]) if len(metrics) else "metric"
     fig = go.Figure(go.Bar(
         x=[labels.get(k, k) for k in metrics["model"]], y=metrics["value"],
         marker_color=[model_color(k) for k in metrics["model"]],
-        text=[("n/a" if pd.isna(v) else f"{v:.3f}") for v in metrics["value"]], textposition="outside",
+        text=[(tr("n/a") if pd.isna(v) else f"{v:.3f}") for v in metrics["value"]], textposition="outside",
         hovertemplate="%{x}: %{y:.3f}<extra></extra>",
     ))
-    fig.update_layout(title=f"{metric} against the gold column, per model", xaxis_title="model",
+    fig.update_layout(title=tr("{metric} against the gold column, per model", metric=metric), xaxis_title=tr("model"),
                       yaxis_title=metric, yaxis_range=[min(0.0, float(np.nanmin(metrics["value"])) if metrics["value"].notna().any() else 0.0), 1.05],
                       margin={"t": 60})
     return fig
@@ -182,7 +199,7 @@ def metric_bars(metrics: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
 EVAL_HEIGHT = 380
 
 
-def score_vs_gold(scores: Mapping[str, np.ndarray], gold: np.ndarray) -> go.Figure:
+def score_vs_gold(scores: Mapping[str, np.ndarray], gold: np.ndarray, tr: Translate = _same) -> go.Figure:
     """One panel per model: each pair's score against its gold label, and the binned trend line.
 
     Parameters
@@ -209,13 +226,14 @@ def score_vs_gold(scores: Mapping[str, np.ndarray], gold: np.ndarray) -> go.Figu
         tx, ty = binned_trend(s, y)
         fig.add_trace(go.Scatter(x=tx, y=ty, mode="lines+markers", name=f"{k} trend", showlegend=False,
                                  line={"color": model_color(k), "width": 3}), 1, i)
-        fig.update_xaxes(title_text="model score", row=1, col=i)
-    fig.update_yaxes(title_text="gold label", row=1, col=1)
-    fig.update_layout(title="Score vs gold (line: mean gold per score decile)", height=EVAL_HEIGHT)
+        fig.update_xaxes(title_text=tr("model score"), row=1, col=i)
+    fig.update_yaxes(title_text=tr("gold label"), row=1, col=1)
+    fig.update_layout(title=tr("Score vs gold (line: mean gold per score decile)"), height=EVAL_HEIGHT)
     return fig
 
 
-def score_distributions(scores: Mapping[str, np.ndarray], gold: np.ndarray, binary: bool) -> go.Figure:
+def score_distributions(scores: Mapping[str, np.ndarray], gold: np.ndarray, binary: bool,
+                        tr: Translate = _same) -> go.Figure:
     """Box plots of each model's scores per gold label (graded labels rounded down to whole numbers).
 
     The gold categories are ordered by value (plotly would order them by first appearance in the data).
@@ -228,14 +246,15 @@ def score_distributions(scores: Mapping[str, np.ndarray], gold: np.ndarray, bina
         ok = np.isfinite(s) & np.isfinite(y)
         fig.add_trace(go.Box(x=[f"{v:g}" for v in y[ok]], y=s[ok], name=k, marker_color=model_color(k), boxmean=True))
     order = [f"{v:g}" for v in np.unique(y[np.isfinite(y)])]
-    fig.update_layout(boxmode="group", title="Score distribution per gold label", height=EVAL_HEIGHT,
-                      xaxis_title="gold label" + ("" if binary else " (rounded down)"), yaxis_title="model score",
+    fig.update_layout(boxmode="group", title=tr("Score distribution per gold label"), height=EVAL_HEIGHT,
+                      xaxis_title=tr("gold label") if binary else tr("gold label (rounded down)"),
+                      yaxis_title=tr("model score"),
                       xaxis={"categoryorder": "array", "categoryarray": order})
     return fig
 
 
 def roc_pr(curves: Mapping[str, Mapping[str, np.ndarray] | None], auc: Mapping[str, float | None],
-           average_precision: Mapping[str, float | None]) -> tuple[go.Figure, go.Figure] | None:
+           average_precision: Mapping[str, float | None], tr: Translate = _same) -> tuple[go.Figure, go.Figure] | None:
     """ROC and precision-recall curves, one line per model in its colour; None when no model has a curve.
 
     Parameters
@@ -258,14 +277,16 @@ def roc_pr(curves: Mapping[str, Mapping[str, np.ndarray] | None], auc: Mapping[s
         roc.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], name=f"{k} (AUC {fmt(auc.get(k))})", line={"color": model_color(k)}))
         pr.add_trace(go.Scatter(x=c["recall"], y=c["precision"], name=f"{k} (AP {fmt(average_precision.get(k))})",
                                 line={"color": model_color(k)}))
-    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot", "color": "gray"}))
-    roc.update_layout(title="ROC", xaxis_title="false positive rate", yaxis_title="true positive rate", height=EVAL_HEIGHT)
-    pr.update_layout(title="Precision-recall", xaxis_title="recall", yaxis_title="precision", height=EVAL_HEIGHT)
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name=tr("chance"), line={"dash": "dot", "color": "gray"}))
+    roc.update_layout(title="ROC", xaxis_title=tr("false positive rate"), yaxis_title=tr("true positive rate"),
+                      height=EVAL_HEIGHT)
+    pr.update_layout(title=tr("Precision-recall"), xaxis_title=tr("recall"), yaxis_title=tr("precision"),
+                     height=EVAL_HEIGHT)
     return roc, pr
 
 
 def calibration_curve(key: str, grid: np.ndarray, p_similar: np.ndarray, method: str,
-                      background: np.ndarray | None = None) -> go.Figure:
+                      background: np.ndarray | None = None, tr: Translate = _same) -> go.Figure:
     """P(similar) as a function of the score (model colour), over the histogram of random pairs' scores.
 
     Parameters
@@ -279,39 +300,54 @@ def calibration_curve(key: str, grid: np.ndarray, p_similar: np.ndarray, method:
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     if background is not None:
-        fig.add_trace(go.Histogram(x=background, name="random pairs", opacity=0.35, marker_color="gray",
+        fig.add_trace(go.Histogram(x=background, name=tr("random pairs"), opacity=0.35, marker_color="gray",
                                    histnorm="probability"), secondary_y=True)
     fig.add_trace(go.Scatter(x=grid, y=p_similar, name=f"P(similar), {method}",
                              line={"color": model_color(key), "width": 3}), secondary_y=False)
-    fig.update_layout(title=f"{key}: P(similar) and the background of random pairs", height=EVAL_HEIGHT,
-                      xaxis_title="model score")
+    fig.update_layout(title=tr("{key}: P(similar) and the background of random pairs", key=key), height=EVAL_HEIGHT,
+                      xaxis_title=tr("model score"))
     fig.update_yaxes(title_text="P(similar)", range=[0, 1], secondary_y=False)
-    fig.update_yaxes(title_text="share of random pairs", secondary_y=True)
+    fig.update_yaxes(title_text=tr("share of random pairs"), secondary_y=True)
     return fig
 
 
-def probe_heatmap(frame: pd.DataFrame, model: str, n: int, whitened: bool) -> go.Figure:
-    """Spearman x 100 per hidden layer (rows; 0 = embedding output) x pooling (columns), cells labelled.
+def layer_label(index: int, n_states: int, tr: Translate = _same) -> str:
+    """A hidden state named both ways: its negative index (as the sidebar) and what it is (layer i / embeddings)."""
+    neg = index - n_states
+    return tr("{neg} · embeddings", neg=neg) if index == 0 else tr("{neg} · layer {i}", neg=neg, i=index)
+
+
+def probe_heatmap(frame: pd.DataFrame, model: str, n: int, whitened: bool, tr: Translate = _same) -> go.Figure:
+    """Spearman x 100 per hidden state (rows, top = last layer) x pooling (columns), cells labelled.
+
+    Rows are categories named both ways (``-2 · layer 5``): a numeric axis would drop the embedding row and shift
+    the others (plotly reads "0 (embeddings)" beside numbers as a number axis).
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        :meth:`backend.probe.ProbeResult.frame` (index ``layer``, one column per pooling; NaN = undefined).
+        :meth:`backend.probe.ProbeResult.frame` (index ``layer``, 0 = embedding output; one column per pooling;
+        NaN = undefined).
     """
     z = frame.to_numpy(dtype=float)
-    rows = [f"{i} (embeddings)" if i == 0 else str(i) for i in frame.index]
+    n_states = len(frame.index)
+    rows = [layer_label(int(i), n_states, tr) for i in frame.index]
     fig = go.Figure(go.Heatmap(
         z=z, x=list(frame.columns), y=rows, colorscale="Viridis", colorbar={"title": "Spearman"},
         text=[[("–" if np.isnan(v) else f"{v:.1f}") for v in row] for row in z], texttemplate="%{text}",
-        hovertemplate="layer %{y}, %{x}: %{z:.1f}<extra></extra>",
+        hovertemplate="%{y}, %{x}: %{z:.1f}<extra></extra>",
     ))
-    fig.update_layout(title=f"{model}: Spearman ×100 per layer × pooling ({n:,} pairs" + (", whitened)" if whitened else ")"),
-                      yaxis_title="hidden layer", xaxis_title="pooling", height=420)
+    title = tr("{model}: Spearman ×100 per layer × pooling ({n} pairs)", model=model, n=f"{n:,}")
+    if whitened:
+        title += " · " + tr("whitened")
+    fig.update_layout(title=title, yaxis_title=tr("hidden state (index · layer)"), xaxis_title=tr("pooling"),
+                      height=80 + 44 * n_states, yaxis={"type": "category", "categoryorder": "array",
+                                                        "categoryarray": rows})
     return fig
 
 
 def training_curves(history: Sequence[Mapping[str, float]], metrics: Sequence[str], key: str, title: str,
-                    yaxis_title: str) -> go.Figure:
+                    yaxis_title: str, tr: Translate = _same) -> go.Figure:
     """Metrics per epoch of a model being trained, in the colour of its family (``w2v``, ``esim``).
 
     Parameters
@@ -327,7 +363,7 @@ def training_curves(history: Sequence[Mapping[str, float]], metrics: Sequence[st
     for i, m in enumerate(metrics):
         fig.add_trace(go.Scatter(x=epochs, y=[h.get(m) for h in history], mode="lines+markers", name=m,
                                  line={"color": model_color(key), "dash": dashes[i % len(dashes)]}))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=yaxis_title, height=260, margin={"t": 50, "b": 40},
+    fig.update_layout(title=title, xaxis_title=tr("epoch"), yaxis_title=yaxis_title, height=260, margin={"t": 50, "b": 40},
                       showlegend=len(metrics) > 1)
     fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(len(epochs) / 10)))  # whole epochs, at most ~10 ticks
     return fig

@@ -1,34 +1,35 @@
-"""The sidebar every page shares: which models, BERT layer and pooling, word-vector weighting, device.
+"""The sidebar every page shares: the language, which models, their run-time options, the device.
 
-Each control is bound to a URL query parameter (``bind="query-params"``, keys ``models``, ``layer``,
-``pooling``, ``weighting``), so a copied link reproduces the models and options a person was looking at.
-A value equal to its default is left out of the URL, which keeps links short.
+Option widgets are drawn from the families' declarations (``Backend.option_specs``; see
+:mod:`backend.options`): one group per family of the chosen models, one widget per run-time option, with the
+option's own help text. A value applies to every chosen model of that family. Every control is bound to a URL
+query parameter (``models``, ``bert.layer``, ``w2v.weighting``, ...), so a copied link reproduces what a person was
+looking at; a value equal to its default is left out of the URL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from backend.registry import PROJECT_ROOT, Registry
+from backend.options import Option
 from ui import state
-from ui.tables import POOLINGS, WEIGHTINGS, build_options, layer_choices
+from ui.i18n import t
 from ui.theme import swatch
 
 
 @dataclass
 class Settings:
-    """What the sidebar chose, as the Backend wants it.
+    """What the sidebar chose, as the backend wants it.
 
     Attributes
     ----------
     keys : list of str
         Models to show, in registry order.
     options : dict
-        Per-model runtime options (``{"bert": {"layer": -2, "pooling": "mean"}, "w2v": {"weighting": "sif"}}``).
+        Per-model run-time options (``{"bert": {"layer": -2, "pooling": "mean"}, "w2v": {"weighting": "sif"}}``).
     labels : dict
         Key -> display label (registry ``label``).
     """
@@ -36,23 +37,81 @@ class Settings:
     keys: list[str]
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    layer: int = -2
-    pooling: str = "mean"
-    weighting: str = "sif"
 
 
-def bert_note(registry: Registry) -> str:
-    """The registry note of the BERT model ("not raw BERT: MiniLM backbone"), one line."""
-    if "bert" not in registry:
-        return ""
-    return " ".join(registry["bert"].note.split())
+def _merged(specs: list[tuple[Option, ...]], name: str) -> Option:
+    """One widget's option for several models of a family: the narrowest range that suits them all."""
+    found = [o for opts in specs for o in opts if o.name == name]
+    lows = [o.low for o in found if o.low is not None]
+    highs = [o.high for o in found if o.high is not None]
+    return found[0].with_range(max(lows) if lows else None, min(highs) if highs else None)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def option_widget(family: str, opt: Option, default: Any) -> Any:
+    """The widget for one declared option (bound to ``?<family>.<name>=``); returns its value."""
+    key = f"{family}.{opt.name}"
+    label, help_ = t(opt.title), t(opt.why)
+    # No format_func on URL-bound widgets: the URL would hold the formatted text instead of the value.
+    if opt.type is bool:
+        return st.toggle(label, value=bool(default), key=key, bind="query-params", help=help_)
+    if opt.choices is not None:
+        choices = list(opt.choices)
+        index = choices.index(default) if default in choices else 0
+        if len(choices) <= 3:
+            return st.radio(label, choices, index=index, key=key, bind="query-params", horizontal=True, help=help_)
+        return st.selectbox(label, choices, index=index, key=key, bind="query-params", help=help_)
+    if opt.type is int and opt.low is not None and opt.high is not None:
+        # Layers are offered by their negative hidden_states index (-1 = last), as bert-as-service names them.
+        high = -1 if opt.name == "layer" else int(opt.high)
+        choices = list(range(int(opt.low), high + 1))
+        value = default if default in choices else choices[-1]
+        return st.select_slider(label, choices, value=value, key=key, bind="query-params", help=help_)
+    if opt.type is float:
+        return st.number_input(label, min_value=opt.low, max_value=opt.high, value=float(default), key=key,
+                               bind="query-params", help=help_, format="%g")
+    return default
+
+
+def _layer_caption(value: int, depths: dict[str, int]) -> str:
+    """Both numberings of a BERT layer: the hidden_states index the slider shows and the layer it is."""
+    parts = []
+    for key, depth in depths.items():
+        i = value + depth + 1
+        name = t("embedding output") if i == 0 else t("layer {i} of {n}", i=i, n=depth)
+        parts.append(f"{key}: {name}")
+    return t("hidden_states[{v}] is", v=value) + " " + "; ".join(parts)
+
+
+def options_ui(keys: list[str]) -> dict[str, dict[str, Any]]:
+    """One group of option widgets per family of ``keys``; returns the per-model options."""
+    be = state.backend()
+    reg = be.registry
+    by_family: dict[str, list[str]] = {}
+    for k in keys:
+        by_family.setdefault(reg[k].family, []).append(k)
+    out: dict[str, dict[str, Any]] = {}
+    for family, members in by_family.items():
+        try:
+            specs = [be.option_specs(k) for k in members]
+        except Exception:  # a broken family file: its models show their error on the page
+            continue
+        runtime = [o for o in specs[0] if o.runtime]
+        if not runtime:
+            continue
+        st.subheader(t("{family} options", family=family))
+        st.caption(t("Applies to: {keys}", keys=", ".join(members)))
+        values = {}
+        for opt in runtime:
+            merged = _merged(specs, opt.name)
+            default = reg[members[0]].options.get(opt.name, opt.default)
+            values[opt.name] = option_widget(family, merged, default)
+            if opt.name == "layer":
+                depths = {k: -int(_merged([s], "layer").low) - 1 for k, s in zip(members, specs, strict=True)
+                          if _merged([s], "layer").low is not None}
+                st.caption(_layer_caption(int(values["layer"]), depths))
+        for k in members:
+            out[k] = dict(values)
+    return out
 
 
 def sidebar_ui() -> Settings:
@@ -62,49 +121,32 @@ def sidebar_ui() -> Settings:
     # Other sessions' trained models stay out of this list (and out of a copied URL's selection).
     keys_all = state.visible_keys()
     labels = {k: reg[k].label for k in keys_all}
-    bert_opts = dict(reg["bert"].options) if "bert" in reg else {}
-    w2v_opts = dict(reg["w2v"].options) if "w2v" in reg else {}
     with st.sidebar:
-        st.subheader("Models")
+        st.subheader(t("Models"))
         chosen = st.multiselect(
-            "Models to compare", keys_all, default=reg.defaults(), key="models", bind="query-params",
-            # No format_func on URL-bound widgets: the URL would hold the formatted text instead of the key.
-            help="Registry keys (see the Models page). Every page shows these models side by side, each in its "
-            "own colour: " + "; ".join(f"{k} = {labels[k]}" for k in keys_all),
+            t("Models to compare"), keys_all, default=[k for k in reg.defaults() if k in keys_all], key="models",
+            bind="query-params",
+            help=t("Registry keys (see the Models page). Every page shows these models side by side, each in its own "
+                   "colour."),
         )
         keys = [k for k in keys_all if k in chosen]
-        if keys:
-            st.markdown("<br>".join(swatch(k, f"<b>{k}</b> {labels[k]}") for k in keys), unsafe_allow_html=True)
-        st.subheader("BERT pooling")
-        pooling = st.selectbox(
-            "Pooling", POOLINGS, index=POOLINGS.index(bert_opts.get("pooling", "mean")), key="pooling",
-            bind="query-params", help="How token vectors become one sentence vector. first_last_avg averages the "
-            "mean of the embedding layer and of the last layer (it ignores the layer setting).",
-        )
-        default_layer = int(bert_opts.get("layer", -2))
-        n_layers = state.loaded_layers("bert") if "bert" in reg else None
-        choices = layer_choices(n_layers, bert_opts.get("layers"), [default_layer, _int_or_none(st.query_params.get("layer"))])
-        depth = len(choices) - 1
-        layer = st.select_slider(
-            "Layer", choices, value=default_layer, key="layer", bind="query-params",
-            disabled=pooling == "first_last_avg",
-            help=f"hidden_states index: -1 is the last of the {depth} layers, -2 the penultimate (bert-as-service's "
-            f"default), {choices[0]} the embedding output."
-            + ("" if n_layers else " The range is the registry's until BERT is loaded."),
-        )
-        note = bert_note(reg)
-        if note:
-            st.caption(f"⚠️ **About BERT:** {note}")
-        st.subheader("Word vectors")
-        weighting = st.radio(
-            "Weighting", WEIGHTINGS, index=WEIGHTINGS.index(w2v_opts.get("weighting", "sif")), key="weighting",
-            bind="query-params", horizontal=True,
-            help="sif down-weights frequent words and removes the common component (Arora et al. 2017); mean is the "
-            "plain average of the word vectors.",
-        )
-    settings = Settings(keys, build_options(reg, keys, layer, pooling, weighting), labels, layer, pooling, weighting)
+        for k in keys:
+            st.markdown(swatch(k, f"<b>{k}</b> {_html(labels[k])}"), unsafe_allow_html=True)
+            if "not raw bert" in reg[k].note.lower():
+                st.caption("⚠️ " + t("Not raw BERT: bert-as-service pooling on the backbone of a sentence-similarity "
+                                     "model, which scores far better than raw BERT would (see the Models page)."))
+        options = options_ui(keys)
+        for key, err in getattr(reg, "errors", {}).items():
+            st.error(t("Registry entry {key} is broken: {err}", key=key, err=err))
+    settings = Settings(keys, options, labels)
     st.session_state["settings"] = settings
     return settings
+
+
+def _html(text: str) -> str:
+    import html
+
+    return html.escape(text)
 
 
 def hardware_ui(keys: list[str]) -> None:
@@ -112,42 +154,24 @@ def hardware_ui(keys: list[str]) -> None:
 
     app.py draws it after the page has run, so it lists the models that page has just loaded.
     """
-    device = state.backend().device
+    be = state.backend()
     dtypes = {}
+    loaded = set(be.loaded())
     for k in keys:
-        info = state.loaded_info(k)
-        if info:
-            dtypes[k] = info.get("dtype", "?")
-    precision = ", ".join(f"{k} {v}" for k, v in dtypes.items()) if dtypes else "shown once the models are loaded"
+        if k in loaded:
+            try:
+                dtypes[k] = be.info(k).get("dtype", "?")
+            except Exception:
+                continue
+    precision = ", ".join(f"{k} {v}" for k, v in dtypes.items()) if dtypes else t("shown once the models are loaded")
+    where = getattr(be, "url", None)
     with st.sidebar:
-        st.subheader("Hardware")
-        st.caption(f"Device **{device}** · precision: {precision}")
+        st.subheader(t("Hardware"))
+        st.caption(t("Device {device} · precision: {precision}", device=be.device, precision=precision)
+                   + (" · " + t("models served by {url}", url=where) if where else ""))
 
 
 def current_settings() -> Settings:
-    """The settings the sidebar chose on this run (pages call this first; app.py draws the sidebar).
-
-    Streamlit runs a script from a ``pages/`` folder directly, without app.py, while its legacy multipage
-    mode is on: that mode is on when the folder exists, until the first ``st.navigation`` call (on a fresh
-    server whose first request is a deep link such as ``/batch``, and on every AppTest run). A page that
-    finds itself started that way switches the mode off and runs app.py in its place, within the same run
-    (so a button click is not lost to a rerun); app.py then runs this page again with navigation, page
-    config and sidebar in place, and the outer run stops.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        entry = PROJECT_ROOT / "app.py"
-        exec(compile(entry.read_text(encoding="utf-8"), str(entry), "exec"), {"__name__": "__main__", "__file__": str(entry)})
-        st.stop()
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    # A page run on its own (``AppTest.from_file("pages/evaluate.py")``) has no app.py to draw the sidebar:
-    # draw it here on every run, or the page would read the settings of its first run.
-    ctx = get_script_run_ctx()
-    alone = ctx is not None and Path(ctx.main_script_path).resolve() != (PROJECT_ROOT / "app.py").resolve()
+    """The settings the sidebar chose on this run (app.py draws the sidebar before the page runs)."""
     s = st.session_state.get("settings")
-    if s is None or alone:
-        s = sidebar_ui()
-    return s
+    return s if s is not None else sidebar_ui()

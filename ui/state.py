@@ -1,12 +1,14 @@
-"""The one place the dashboard reaches the backend: a cached :class:`~backend.service.Backend` and cached results.
+"""The one place the dashboard reaches the backend, and what a browser session keeps.
 
-``backend()`` is a ``st.cache_resource``: one Backend (models, vector cache) shared by every session and
-page of the server process. On creation it starts a daemon thread that loads the default models and
-warms UMAP's JIT, so the first page is usable at once and the first comparison does not pay for every
-load. ``SIMDASH_WARM=0`` turns the warm-up off (the tests do, to keep CPU for themselves).
+``backend()`` is a ``st.cache_resource``: one backend shared by every session and page of the server process,
+either the embedded :class:`~backend.service.Backend` (models in this process, loaded lazily and warmed in a
+background thread) or, with ``SIMDASH_BACKEND_URL`` set, a client of a backend server
+(:mod:`backend.client`, same methods). Pages call only its public methods.
 
-Neighbours and projections are also kept in ``st.cache_data`` keyed by their inputs, so revisiting a page
-or flipping back to an earlier setting is instant.
+Caching rule (Streamlit's): a cached function may not touch an element created outside it. So nothing here that
+reports progress is wrapped in ``st.cache_data``: repeated work is answered by the backend's own caches
+(vectors, projections, clusters), and the caller draws the progress bar. Only pure reads (an uploaded file's
+parse) are ``st.cache_data``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,16 +26,18 @@ import pandas as pd
 import streamlit as st
 
 from backend.io import load_demo_corpus
-from backend.service import Backend, Neighbours
 
 _LOG = logging.getLogger(__name__)
+#: a session not seen for this long has ended (Streamlit has no end-of-session hook): its trained models and
+#: their files are removed.
+SESSION_TTL_S = 2 * 3600
 
 
-def _warm(be: Backend, keys: Sequence[str]) -> None:
+def _warm(be: Any, keys: Sequence[str]) -> None:
     """Load ``keys`` and compile UMAP in the background; failures are recorded by the Backend, not raised."""
     for key in keys:
         try:
-            be.model(key)
+            be.load(key)
         except Exception as exc:  # the page shows the error in this model's column
             _LOG.info("warm-up: %s", exc)
     try:
@@ -45,22 +50,53 @@ def _warm(be: Backend, keys: Sequence[str]) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def backend() -> Backend:
-    """The process-wide Backend (created once, shared by all sessions); starts the warm-up thread."""
+def backend() -> Any:
+    """The process-wide backend (created once, shared by all sessions).
+
+    ``SIMDASH_BACKEND_URL=http://host:8000`` makes it a client of ``python -m backend serve`` there; otherwise the
+    models run in this process and a daemon thread loads the defaults (``SIMDASH_WARM=0`` turns that off).
+    """
+    url = os.environ.get("SIMDASH_BACKEND_URL", "").strip()
+    if url:
+        from backend.client import RemoteBackend
+
+        return RemoteBackend(url, api_key=os.environ.get("SIMDASH_API_KEY") or None)
+    from backend.service import Backend
+
     be = Backend()
     if os.environ.get("SIMDASH_WARM", "1") != "0":
         threading.Thread(target=_warm, args=(be, be.registry.defaults()), name="simdash-warm", daemon=True).start()
     return be
 
 
+@st.cache_resource(show_spinner=False)
+def _sessions() -> dict[str, float]:
+    """Last time each session ran a page (shared by all sessions)."""
+    return {}
+
+
+_SESSIONS_LOCK = threading.Lock()
+
+
 def session_id() -> str:
     """This browser session's id: the ``owner`` of the models trained in it (``Registry.visible(owner)``).
 
-    Kept in ``st.session_state``, so it lives as long as the browser tab's session. Twelve hex digits (48 random
-    bits): two sessions of a long-running server sharing an id, and so each other's models, is vanishingly
-    unlikely, while session models' keys (``w2v-<id>-1``) stay readable.
+    Twelve hex digits (48 random bits). Each call also records that the session is alive and removes the models
+    of sessions idle for :data:`SESSION_TTL_S`.
     """
-    return st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
+    sid = st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
+    now = time.time()
+    seen = _sessions()
+    with _SESSIONS_LOCK:
+        seen[sid] = now
+        gone = [s for s, t in seen.items() if now - t > SESSION_TTL_S]
+        for s in gone:
+            del seen[s]
+    be = backend()
+    for s in gone:
+        if hasattr(be, "remove_owner"):
+            be.remove_owner(s)
+    return sid
 
 
 def visible_keys() -> list[str]:
@@ -68,76 +104,13 @@ def visible_keys() -> list[str]:
     return backend().registry.visible(session_id())
 
 
-def unloaded(keys: Sequence[str]) -> list[str]:
-    """Those of ``keys`` not in memory yet (the page says it is loading them)."""
-    loaded = set(backend().loaded())
-    return [k for k in keys if k not in loaded]
-
-
-def info_or_error(key: str, options: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, str | None]:
-    """``(Backend.info(key), None)``, or ``(None, error message)`` when the model fails to load."""
-    try:
-        return backend().info(key, **(options or {})), None
-    except Exception as exc:
-        return None, str(exc).strip("'\"")
-
-
-def loaded_info(key: str) -> dict[str, Any] | None:
-    """Model card facts only if ``key`` is already in memory (never triggers a load: the sidebar uses it)."""
-    be = backend()
-    if key not in be.loaded():
-        return None
-    try:
-        return be.info(key)
-    except Exception:
-        return None
-
-
-def loaded_layers(key: str) -> int | None:
-    """Transformer layers of model ``key`` if it is in memory and has layers (never triggers a load)."""
-    be = backend()
-    if key not in be.loaded():
-        return None
-    try:
-        return getattr(be.model(key), "n_layers", None)
-    except Exception:
-        return None
-
-
 def demo_corpus() -> pd.DataFrame:
     """The bundled demo corpus (``text, topic, lang``; read once per process by the backend)."""
     return load_demo_corpus()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def neighbours(key: str, queries: tuple[str, ...], corpus: tuple[str, ...], k: int, options_json: str,
-               _options: dict[str, Any] | None = None, _progress: Callable[[int, int], None] | None = None) -> Neighbours:
-    """Cached :meth:`Backend.neighbours` (``options_json`` is the hash key of ``_options``).
-
-    Exceptions (a model that fails to load) are not cached, so a model that lands later is picked up.
-    """
-    return backend().neighbours(key, list(queries), list(corpus), k, _options, _progress)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def projection(key: str, texts: tuple[str, ...], method: str, seed: int, options_json: str,
-               _options: dict[str, Any] | None = None, _progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Cached :meth:`Backend.project` coordinates, shape (n, 2)."""
-    return backend().project(key, list(texts), method, seed, options=_options, progress=_progress)  # type: ignore[arg-type]
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def clusters(key: str, texts: tuple[str, ...], n_clusters: int, seed: int, options_json: str,
-             _options: dict[str, Any] | None = None) -> list[str]:
-    """KMeans cluster names of ``texts`` in model ``key``'s embedding space (its own clusters, not UMAP's)."""
-    from ui.tables import kmeans_labels
-
-    enc = backend().embed(key, list(texts), _options)
-    return kmeans_labels(enc.vectors, enc.valid, n_clusters, seed)
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
-def read_upload(name: str, data: bytes):
+def read_upload(name: str, data: bytes, encoding: str | None = None):
     """:func:`backend.io.read_table` of uploaded bytes (the name tells a .txt file apart); cached per file."""
     import io
 
@@ -145,4 +118,4 @@ def read_upload(name: str, data: bytes):
 
     buf = io.BytesIO(data)
     buf.name = name
-    return read_table(buf)
+    return read_table(buf, encoding=encoding)

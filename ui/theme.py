@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import zlib
 
-#: registry key -> colour. ESIM's Chinese variant shares the ESIM hue family so a "scored by esim-zh"
-#: marker still reads as ESIM.
+#: registry key -> colour.
 MODEL_COLORS: dict[str, str] = {
     "w2v": "#E69F00",  # orange
     "bert": "#56B4E9",  # sky blue
     "sbert": "#009E73",  # bluish green
     "esim": "#CC79A7",  # reddish purple
-    "esim-zh": "#A05A8A",  # darker purple: same family as esim
+    "cross": "#D55E00",  # vermillion
+    # Chinese variants: the family's hue, much darker (and hatched in bar charts), so "scored by esim-zh" still
+    # reads as ESIM but the two bars are never mistaken for each other.
+    "w2v-zh": "#8A5A00",
+    "bert-zh": "#1F5F8B",
+    "sbert-zh": "#005A42",
+    "esim-zh": "#7A2E5C",
+    "cross-zh": "#8A3300",
 }
 
 #: hues for models not listed above (Okabe-Ito remainder, then Tableau's extras).
@@ -41,6 +47,11 @@ def model_color(key: str) -> str:
     if key in MODEL_COLORS:
         return MODEL_COLORS[key]
     return SPARE_COLORS[zlib.crc32(key.encode()) % len(SPARE_COLORS)]
+
+
+def model_pattern(key: str) -> str:
+    """Bar hatching: ``"/"`` for language variants (keys ending in ``-zh``), none otherwise."""
+    return "/" if key.endswith("-zh") else ""
 
 
 def swatch(key: str, text: str | None = None) -> str:

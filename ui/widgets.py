@@ -1,73 +1,49 @@
-"""UI pieces several pages share: model loading with progress, per-model status, downloads, the corpus picker."""
+"""Streamlit pieces several pages share, written once: picking models and files, progress, downloads, verdicts.
+
+Each ``*_ui`` function draws its widgets and returns what was chosen (or None after saying what is missing),
+the way Streamlit's demo apps build pages; none of them computes a number the backend should.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from backend.io import TableError, guess_label_column, guess_text_columns, to_csv_bytes
+from backend.io import (
+    ENCODING_CHOICES,
+    Table,
+    TableError,
+    guess_label_column,
+    guess_text_columns,
+    to_csv_bytes,
+)
+from backend.verdicts import Verdict
 from ui import state
-from ui.sidebar import Settings, bert_note
+from ui.i18n import t, tw
+from ui.sidebar import Settings
 from ui.theme import swatch
 
-EVALUATE_PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pages", "evaluate.py")
+ROLE_NAMES = {"encoder": "gives sentence vectors", "pair_scorer": "scores pairs only"}
 
 
-def ensure_loaded_ui(keys: list[str]) -> dict[str, str]:
-    """Load the models a page needs, with a progress bar when any is not in memory yet.
-
-    A model that already failed to load is retried quietly (its files may have landed since), without a
-    status box on every rerun: its column shows the error.
-
-    Returns
-    -------
-    dict
-        ``{key: error}`` for models that failed to load (their columns show it; the others carry on).
-    """
-    be = state.backend()
-    errors: dict[str, str] = {}
-    todo = state.unloaded(keys)
-    for key in [k for k in todo if k in be.load_errors]:
-        try:
-            be.model(key)
-        except Exception as exc:
-            errors[key] = str(exc).strip("'\"")
-    todo = [k for k in todo if k not in be.load_errors and k not in errors]
-    if not todo:
-        return errors
-    with st.status(f"Loading {', '.join(todo)} (first use only)…", expanded=False) as status:
-        bar = st.progress(0.0)
-        for n, key in enumerate(todo):
-            bar.progress(n / len(todo), text=f"loading {key} ({n + 1}/{len(todo)})")
-            try:
-                be.model(key)
-            except Exception as exc:
-                errors[key] = str(exc).strip("'\"")
-        bar.progress(1.0, text="done")
-        failed = [k for k in todo if k in errors]
-        status.update(label=f"Loaded {len(todo) - len(failed)} of {len(todo)} models"
-                      + (f"; failed: {', '.join(failed)}" if failed else ""),
-                      state="error" if len(failed) == len(todo) else "complete")
-    return errors
+# ------------------------------------------------------------------------------------------------ text
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
-def model_header_ui(settings: Settings, errors: dict[str, str], seconds: dict[str, float] | None = None) -> None:
-    """One column per model: its colour, label and either its time or its error."""
-    cols = st.columns(max(len(settings.keys), 1))
-    for col, key in zip(cols, settings.keys, strict=False):
-        with col:
-            st.markdown(f"**{swatch(key, settings.labels.get(key, key))}**", unsafe_allow_html=True)
-            if key in errors:
-                st.error(f"failed: {short_error(errors[key])}", icon=":material/error:")
-            elif seconds and key in seconds:
-                st.caption(f"`{key}` · {seconds[key] * 1000:.0f} ms")
-            else:
-                st.caption(f"`{key}`")
+def plain(text: str, width: int | None = None) -> str:
+    """User text made safe for a Markdown label (expander titles, tabs, captions): no link, image or HTML can be
+    smuggled in through a shared URL. ``width`` cuts it with an ellipsis first."""
+    text = str(text)
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def short_error(message: str) -> str:
@@ -78,28 +54,216 @@ def short_error(message: str) -> str:
     return msg.replace(str(PROJECT_ROOT) + os.sep, "")
 
 
-def bert_note_ui(keys: list[str]) -> None:
-    """Say plainly, wherever BERT is shown, that this BERT is a MiniLM backbone (the registry note)."""
-    if "bert" in keys:
-        note = bert_note(state.backend().registry)
-        if note:
-            st.caption(f"⚠️ **About BERT:** {note}")
+# ---------------------------------------------------------------------------------------------- models
+def models_ui(settings: Settings, role: str | None = None) -> list[str]:
+    """The sidebar's models that can do ``role`` ("encoder" for vectors); stops the page when none is left.
+
+    Models left out for their role are named, with what they do instead.
+    """
+    be = state.backend()
+    keys = list(settings.keys)
+    if role is not None:
+        able = set(be.keys_with_role(role, keys))
+        left_out = [k for k in keys if k not in able]
+        keys = [k for k in keys if k in able]
+        if left_out:
+            st.caption("ℹ️ " + t("Not shown here: {keys} (scores pairs only: it reads both texts together and gives no "
+                                 "sentence vectors).", keys=", ".join(left_out)))
+    if not keys:
+        st.info(t("Choose at least one model in the sidebar") + (
+            t(" that gives sentence vectors.") if role == "encoder" else "."))
+        st.stop()
+    return keys
 
 
-def download_ui(frame: pd.DataFrame, file_name: str, key: str, label: str = "Download CSV",
+def load_models_ui(keys: Sequence[str]) -> dict[str, str]:
+    """Load the models a page needs, with a progress bar while any is not in memory yet.
+
+    Returns
+    -------
+    dict
+        ``{key: error}`` for models that failed to load (their columns show it; the others carry on).
+    """
+    be = state.backend()
+    loaded = set(be.loaded())
+    todo = [k for k in keys if k not in loaded]
+    errors: dict[str, str] = {}
+    if not todo:
+        return errors
+    bar = st.progress(0.0, text=t("Loading {keys} (first use only)…", keys=", ".join(todo)))
+    for n, key in enumerate(todo):
+        bar.progress(n / len(todo), text=t("Loading {key} ({n} of {total}, first use only)…", key=key, n=n + 1,
+                                           total=len(todo)))
+        try:
+            be.load(key)
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    bar.empty()
+    return errors
+
+
+def model_header_ui(keys: Sequence[str], labels: dict[str, str], errors: dict[str, str],
+                    seconds: dict[str, float] | None = None) -> None:
+    """One column per model: its colour, label and either its time or its error."""
+    cols = st.columns(max(len(keys), 1))
+    for col, key in zip(cols, keys, strict=False):
+        with col:
+            st.markdown(f"**{swatch(key, labels.get(key, key))}**", unsafe_allow_html=True)
+            if key in errors:
+                st.error(t("failed: {error}", error=short_error(errors[key])), icon=":material/error:")
+            elif seconds and key in seconds:
+                st.caption(f"`{key}` · {seconds[key] * 1000:.0f} ms")
+            else:
+                st.caption(f"`{key}`")
+
+
+# -------------------------------------------------------------------------------------------- progress
+class Progress:
+    """A progress bar, created by the caller, that appears once work has taken longer than ``after`` seconds.
+
+    Warm models answer in milliseconds, and a bar flashing on every rerun is noise; anything slower than half a
+    second shows its progress. Call it as ``progress(done, total)`` (the backend's callback signature).
+    """
+
+    def __init__(self, text: str, after: float = 0.5) -> None:
+        self.t0 = time.perf_counter()
+        self.after, self.text = after, text
+        self.slot = st.empty()
+
+    def __call__(self, done: int, total: int, text: str | None = None) -> None:
+        """Show ``done / total``, once the work has been going for more than ``after`` seconds."""
+        if time.perf_counter() - self.t0 > self.after:
+            self.slot.progress(min(max(done / max(total, 1), 0.0), 1.0), text=text or self.text)
+
+    def done(self) -> None:
+        """Remove the bar."""
+        self.slot.empty()
+
+
+# ---------------------------------------------------------------------------------------------- output
+def download_ui(frame: pd.DataFrame, file_name: str, key: str, label: str | None = None,
                 data: bytes | None = None) -> None:
     """A CSV download of ``frame`` (formula cells escaped by :func:`backend.io.to_csv_bytes`); no rerun on click."""
     st.download_button(
-        f"⬇ {label}", data=data if data is not None else to_csv_bytes(frame), file_name=file_name,
-        mime="text/csv", key=key, on_click="ignore",
-        help="UTF-8 with BOM so Excel shows Chinese; cells starting with = + - @ are escaped.",
+        "⬇ " + (label or t("Download CSV")), data=data if data is not None else to_csv_bytes(frame),
+        file_name=file_name, mime="text/csv", key=key, on_click="ignore",
+        help=t("UTF-8 with BOM so Excel shows Chinese; cells starting with = + - @ are escaped."),
     )
 
 
-def evaluate_link_ui(text: str = "Open the Evaluation lab") -> None:
-    """A link to the Evaluation lab page when it exists (another engineer adds it)."""
-    if os.path.exists(EVALUATE_PAGE):
-        st.page_link("pages/evaluate.py", label=text, icon=":material/science:")
+def verdict_ui(verdicts: Sequence[Verdict | None]) -> None:
+    """Each verdict as one sentence (translated), warnings in a warning box."""
+    for v in verdicts:
+        if v is None:
+            continue
+        text = v.text(t(v.template))
+        if v.level == "warning":
+            st.warning(text, icon=":material/warning:")
+        else:
+            st.success(text, icon=":material/lightbulb:")
+
+
+def text_table_ui(frame: pd.DataFrame, floats: int = 3) -> None:
+    """A table whose long texts wrap instead of being cut (neighbours, disagreements, explanations).
+
+    Numbers are shown with ``floats`` decimals; a missing number reads "n/a".
+    """
+    shown = frame.copy()
+    for c in shown.columns:
+        if pd.api.types.is_float_dtype(shown[c]):
+            shown[c] = shown[c].map(lambda v: t("n/a") if pd.isna(v) else f"{v:.{floats}f}")
+    st.table(shown.style.hide(axis="index"))
+
+
+def warnings_ui(warnings: Sequence[str]) -> None:
+    """A model's warnings for one text, as one caption (translated phrase by phrase)."""
+    if warnings:
+        st.caption("⚠️ " + "; ".join(plain(tw(w)) for w in warnings))
+
+
+# ------------------------------------------------------------------------------------------------ files
+@dataclass
+class Upload:
+    """A file kept in the session: it survives reruns and page switches."""
+
+    name: str
+    data: bytes
+    digest: str
+
+
+def upload_ui(key: str, label: str, types: Sequence[str] = ("csv", "tsv", "txt"), help: str | None = None) -> Upload | None:
+    """A file uploader whose file is kept in ``st.session_state[key]``; returns it, or None."""
+    up = st.file_uploader(label, type=list(types), key=f"{key}_file", help=help)
+    if up is not None:
+        data = up.getvalue()
+        digest = hashlib.sha1(data).hexdigest()
+        old = st.session_state.get(key)
+        if old is None or old.digest != digest:
+            st.session_state[key] = Upload(up.name, data, digest)
+    return st.session_state.get(key)
+
+
+def table_ui(upload: Upload, key: str) -> Table | None:
+    """Read an uploaded table, saying how (rows, encoding, separator, notes), with an encoding picker for when
+    detection guessed wrong; None after an error message."""
+    auto = t("detect")
+    choice = st.selectbox(t("Encoding"), [auto, *ENCODING_CHOICES], key=f"{key}_encoding",
+                          help=t("Detected from the bytes; pick another if the text looks garbled."))
+    try:
+        table = state.read_upload(upload.name, upload.data, None if choice == auto else choice)
+    except TableError as exc:
+        st.error(t("Cannot read {name}: {error}", name=plain(upload.name), error=str(exc)))
+        return None
+    sep = {"\t": t("tab"), ",": t("comma"), ";": t("semicolon"), "|": t("pipe"), "\n": t("one text per line")}
+    st.caption(t("{name}: {rows} rows × {cols} columns · {encoding} · {sep}", name=plain(upload.name),
+                 rows=f"{len(table.frame):,}", cols=table.frame.shape[1], encoding=table.encoding,
+                 sep=sep.get(table.separator, table.separator)))
+    for note in table.notes:
+        st.info(f"{plain(upload.name)}: {note}", icon=":material/info:")
+    if table.frame.empty:
+        st.error(t("{name} has a header but no rows.", name=plain(upload.name)))
+        return None
+    return table
+
+
+@dataclass
+class PairColumns:
+    """The columns of a pairs table a page scores."""
+
+    a: str
+    b: str
+    label: str | None
+
+
+def pair_columns_ui(frame: pd.DataFrame, key: str, label_required: bool = False) -> PairColumns | None:
+    """Pick the two text columns (guessed) and a gold-label column (guessed; optional unless ``label_required``)."""
+    cols = list(frame.columns)
+    if len(cols) < 2:
+        st.error(t("The file has only one column ({col}); two text columns are needed. Is the separator right? "
+                   "(comma, tab and semicolon are detected)", col=plain(cols[0]) if cols else ""))
+        return None
+    ga, gb = guess_text_columns(frame)
+    ga = ga if ga in cols else cols[0]
+    gb = gb if gb in cols and gb != ga else next(c for c in cols if c != ga)
+    c1, c2, c3 = st.columns(3)
+    a = c1.selectbox(t("Sentence A column"), cols, index=cols.index(ga), key=f"{key}_a")
+    b = c2.selectbox(t("Sentence B column"), cols, index=cols.index(gb), key=f"{key}_b")
+    none = t("(none)")
+    options = [none, *[c for c in cols if c not in (a, b)]]
+    gl = guess_label_column(frame, exclude=(a, b))
+    label = c3.selectbox(t("Gold label column") + ("" if label_required else t(" (optional)")), options,
+                         index=options.index(gl) if gl in options else 0, key=f"{key}_label",
+                         help=t("A numeric column: 0/1 gives ROC-AUC per model, graded scores (e.g. 0–5) give Spearman."))
+    if a == b:
+        st.error(t("Choose two different columns for sentence A and sentence B."))
+        return None
+    if label != none and pd.to_numeric(frame[label], errors="coerce").notna().mean() < 0.5:
+        st.warning(t("Column {col} is mostly not numbers, so it cannot be a gold label; ignoring it.", col=plain(label)))
+        label = none
+    if label == none and label_required:
+        st.error(t("Choose the column that holds the gold label (a graded score such as 0–5, or 0/1)."))
+        return None
+    return PairColumns(a, b, None if label == none else label)
 
 
 @dataclass
@@ -123,86 +287,48 @@ class Corpus:
 
 
 def corpus_ui() -> Corpus | None:
-    """Pick the corpus: the bundled demo corpus, or an uploaded CSV/TXT with chosen text and label columns.
-
-    The uploaded file is kept in ``st.session_state`` so it survives reruns and page switches. Returns None
-    (after an error message) when the upload cannot be used.
-    """
-    source = st.radio("Corpus", ["demo", "upload"], horizontal=True, key="corpus_source", persist_state="session",
-                      format_func=lambda s: {"demo": "demo corpus (420 sentences, 12 topics, en + zh)",
-                                             "upload": "my own file (CSV/TSV/TXT)"}[s])
-    if source == "demo":
-        df = state.demo_corpus()
-        return Corpus(df["text"].tolist(), df["topic"].tolist(), "topic", "demo corpus")
-    up = st.file_uploader("Corpus file", type=["csv", "tsv", "txt"], key="corpus_file",
-                          help="One text per line (.txt), or a table with a text column and optionally a label column.")
-    if up is not None:
-        data = up.getvalue()
-        digest = hashlib.sha1(data).hexdigest()
-        if st.session_state.get("corpus_upload", ("", b"", ""))[2] != digest:
-            st.session_state["corpus_upload"] = (up.name, data, digest)
-            for k in ("corpus_text_col", "corpus_label_col"):
-                st.session_state.pop(k, None)
-    stored = st.session_state.get("corpus_upload")
-    if not stored:
-        st.info("Upload a file, or switch to the demo corpus.")
+    """Pick the corpus: the bundled demo corpus (all, English or Chinese), or an uploaded CSV/TXT."""
+    demo = state.demo_corpus()
+    counts = demo["lang"].value_counts()
+    choices = {"demo": t("demo corpus ({n} sentences, {topics} topics, en + zh)", n=len(demo),
+                         topics=demo["topic"].nunique()),
+               "demo-en": t("demo corpus, English ({n})", n=int(counts.get("en", 0))),
+               "demo-zh": t("demo corpus, Chinese ({n})", n=int(counts.get("zh", 0))),
+               "upload": t("my own file (CSV/TSV/TXT)")}
+    source = st.radio(t("Corpus"), list(choices), horizontal=True, key="corpus_source", persist_state="session",
+                      format_func=choices.get)
+    if source.startswith("demo"):
+        if source != "demo":
+            demo = demo[demo["lang"] == source[-2:]]
+        return Corpus(demo["text"].tolist(), demo["topic"].tolist(), t("topic"), t("demo corpus"))
+    up = upload_ui("corpus_upload", t("Corpus file"),
+                   help=t("One text per line (.txt), or a table with a text column and optionally a label column."))
+    if up is None:
+        st.info(t("Upload a file, or switch to the demo corpus."))
         return None
-    name, data, _ = stored
-    try:
-        table = state.read_upload(name, data)
-    except TableError as exc:
-        st.error(f"Cannot read {name}: {exc}")
+    table = table_ui(up, "corpus")
+    if table is None:
         return None
-    for note in table.notes:
-        st.caption(f"ℹ️ {name}: {note}")
     frame = table.frame
     cols = list(frame.columns)
     guess_a, _ = guess_text_columns(frame)
     c1, c2 = st.columns(2)
-    text_col = c1.selectbox("Text column", cols, index=cols.index(guess_a) if guess_a in cols else 0, key="corpus_text_col",
-                            persist_state="session")
-    label_opts = ["(none)", *[c for c in cols if c != text_col]]
+    text_col = c1.selectbox(t("Text column"), cols, index=cols.index(guess_a) if guess_a in cols else 0,
+                            key=f"corpus_text_{up.digest[:8]}")
+    none = t("(none)")
+    label_opts = [none, *[c for c in cols if c != text_col]]
     guess_l = guess_label_column(frame, exclude=(text_col,))
-    label_col = c2.selectbox("Label column (colours, optional)", label_opts,
-                             index=label_opts.index(guess_l) if guess_l in label_opts else 0, key="corpus_label_col",
-                             persist_state="session")
+    label_col = c2.selectbox(t("Label column (colours, optional)"), label_opts,
+                             index=label_opts.index(guess_l) if guess_l in label_opts else 0,
+                             key=f"corpus_label_{up.digest[:8]}")
     texts = frame[text_col].astype(str).tolist()
-    if not any(t.strip() for t in texts):
-        st.error(f"Column {text_col!r} of {name} has no text.")
+    if not any(x.strip() for x in texts):
+        st.error(t("Column {col} of {name} has no text.", col=plain(text_col), name=plain(up.name)))
         return None
-    labels = frame[label_col].astype(str).tolist() if label_col != "(none)" else None
-    st.caption(f"{name}: {len(texts):,} rows · encoding {table.encoding} · column {text_col!r}")
-    return Corpus(texts, labels, label_col if labels else "", name)
+    labels = frame[label_col].astype(str).tolist() if label_col != none else None
+    return Corpus(texts, labels, label_col if labels else "", up.name)
 
 
-def options_json(options: dict[str, Any] | None) -> str:
-    """A stable string of a model's options (the hash key of the cached calls)."""
-    import json
-
-    return json.dumps(options or {}, sort_keys=True, default=str)
-
-
-class LazyProgress:
-    """A progress bar that appears only once the work has taken longer than ``after`` seconds.
-
-    Warm models answer in milliseconds, and a bar flashing on every rerun is noise; anything slower than
-    half a second shows its progress.
-    """
-
-    def __init__(self, text: str, after: float = 0.5) -> None:
-        import time
-
-        self._clock = time.perf_counter
-        self.t0 = self._clock()
-        self.after = after
-        self.text = text
-        self.slot = st.empty()
-
-    def __call__(self, fraction: float, text: str | None = None) -> None:
-        """Show ``fraction`` (0..1) done, if the work has been going for more than ``after`` seconds."""
-        if self._clock() - self.t0 > self.after:
-            self.slot.progress(min(max(fraction, 0.0), 1.0), text=text or self.text)
-
-    def done(self) -> None:
-        """Remove the bar."""
-        self.slot.empty()
+def evaluate_link_ui() -> None:
+    """A link to the Evaluation lab."""
+    st.page_link("pages/evaluation_lab.py", label=t("Open the Evaluation lab"), icon=":material/science:")

@@ -103,8 +103,14 @@ class BertPoolingModel(Encoder):
 
     def option_specs(self) -> tuple[Option, ...]:
         """The declared options, with ``layer`` narrowed to this model's hidden states: -(L + 1)..L."""
-        return tuple(o.with_range(-(self.n_layers + 1), self.n_layers) if o.name == "layer" else o
-                     for o in self.OPTIONS)
+        return _with_depth(self.OPTIONS, self.n_layers)
+
+    @classmethod
+    def declared_options(cls, spec: ModelSpec) -> tuple[Option, ...]:
+        """Before loading, ``layer`` is narrowed to the depth the registry declares (``layers``)."""
+        declared = next(o for o in cls.OPTIONS if o.name == "layers")
+        depth = spec.options.get("layers", declared.default)
+        return _with_depth(cls.OPTIONS, int(depth)) if isinstance(depth, int) and depth > 0 else cls.OPTIONS
 
     def _apply_options(self) -> None:
         # The registry's layer is checked against this model's depth here (the declaration only knew a bound).
@@ -177,6 +183,10 @@ class BertPoolingModel(Encoder):
 
         self._forward_batches(texts, batch_size or self.default_batch_size, progress, take)
         return out
+
+
+def _with_depth(options: tuple[Option, ...], depth: int) -> tuple[Option, ...]:
+    return tuple(o.with_range(-(depth + 1), depth) if o.name == "layer" else o for o in options)
 
 
 Model = BertPoolingModel

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from backend.base import (
+    NO_WORDS,
     Encoder,
     Encoding,
     PairScorer,
@@ -30,9 +31,8 @@ from backend.base import (
 )
 from backend.esim.model import load_checkpoint, pad_batch, predict_ids
 from backend.registry import ModelSpec
-from backend.text import clean_text
+from backend.text import clean_text, has_words, script_name
 
-NO_WORDS = "no words found (only punctuation, emoji or symbols)"
 ALL_UNKNOWN = "every token was unknown to ESIM's vocabulary"
 
 
@@ -106,8 +106,11 @@ class ESIMModel(PairScorer, Encoder):
         """Tokens (after truncation), their ids and warnings for one cleaned, non-empty text."""
         warnings: list[str] = []
         toks = self.vocab.tokenize(text)
-        if not toks:
+        if not has_words(text):
             return [], [], [NO_WORDS]
+        if not toks:
+            # Letters in a script ESIM's tokeniser skips (texts without any letter never get here).
+            return [], [], [f"no words {self.key} can read ({script_name(text).title() or 'this'} script)"]
         if len(toks) > self.max_tokens:
             warnings.append(truncation_message(len(toks), self.max_tokens, toks[self.max_tokens - 1]))
             toks = toks[: self.max_tokens]

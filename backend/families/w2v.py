@@ -24,7 +24,7 @@ from gensim.models import KeyedVectors
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.options import Option
 from backend.registry import PROJECT_ROOT, ModelSpec
-from backend.text import EN_WORD_PTB, tokenize
+from backend.text import EN_WORD_PTB, script_name, tokenize
 
 _SEP = "\x1e"  # ASCII record separator: never part of a word, so it marks sentence boundaries in a joined batch
 # backend.text's English word regexes (ASCII part), plus the separator.
@@ -97,7 +97,7 @@ class WordVectorModel(Encoder):
         Option("format", str, "kumo", "File format of the source: kumo (.npy + parquet index, the bundled GloVe), "
                "word2vec (text), word2vec-binary, glove (text, no header), fasttext (.bin), gensim (KeyedVectors).",
                choices=("kumo", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")),
-        Option("weighting", str, "sif", "sif down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean "
+        Option("weighting", str, "sif", "SIF down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean "
                "is the plain average of the word vectors.", choices=("sif", "mean"), runtime=True),
         Option("sif_a", float, 1e-3, "SIF's a: smaller values down-weight frequent words more; 1e-3 is the paper's "
                "choice for frequencies from a large corpus.", low=1e-6, high=1.0, runtime=True, label="SIF a"),
@@ -198,7 +198,10 @@ class WordVectorModel(Encoder):
                 unknown[i] = [t for t, j in zip(toks, ids, strict=True) if j < 0]
         warnings: list[list[str]] = [[] for _ in range(n)]
         for i in np.flatnonzero(n_tokens == 0):
-            warnings[i].append("no words found (only punctuation, emoji or symbols)")
+            # The base class already refused texts without letters or digits: these have some, in a script
+            # this vocabulary's tokeniser does not read (Arabic, Cyrillic, Hangul, ...).
+            script = script_name(texts[i]).title() or "this"
+            warnings[i].append(f"no words {self.key} can read ({script} script)")
         for i, unk in unknown.items():
             shown = ", ".join(unk[:8]) + (" …" if len(unk) > 8 else "")
             if len(unk) == n_tokens[i]:

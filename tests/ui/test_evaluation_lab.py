@@ -7,14 +7,13 @@ weights are loaded. The numbers the page shows are compared with :func:`backend.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PAGE = str(REPO / "pages" / "evaluate.py")
+from tests.ui.conftest import app
+
 WORDS = ["cat", "dog", "sleeps", "runs", "the", "a", "small", "big", "house", "garden", "sun", "rain", "reads", "book"]
 
 
@@ -32,11 +31,7 @@ def tiny_env(tmp_path, monkeypatch):
     (tmp_path / "registry.toml").write_text(toml)
     monkeypatch.setenv("SIMDASH_REGISTRY", str(tmp_path / "registry.toml"))
     monkeypatch.setenv("SIMDASH_WARM", "0")
-    from ui import state
-
-    state.backend.clear()
     yield tmp_path
-    state.backend.clear()
 
 
 def labelled_csv(n: int = 40, seed: int = 1) -> bytes:
@@ -49,7 +44,7 @@ def labelled_csv(n: int = 40, seed: int = 1) -> bytes:
 
 def wait_for(at, name: str, timeout: float = 60.0):
     """Join the page's background job ``name`` and rerun the page to show its result."""
-    job = at.session_state[f"eval_job_{name}"]
+    job = at.session_state[f"lab_job_{name}"]
     job.join(timeout)
     assert not job.running, f"{name} did not finish in {timeout} s"
     at.run()
@@ -57,35 +52,38 @@ def wait_for(at, name: str, timeout: float = 60.0):
 
 
 def frame_with(at, *columns: str) -> pd.DataFrame:
-    """The first dataframe shown with all of ``columns`` (AppTest does not expose a dataframe's key)."""
-    for el in at.dataframe:
+    """The first table shown with all of ``columns`` (AppTest does not expose a dataframe's key)."""
+    for el in [*at.dataframe, *at.table]:
         if set(columns) <= set(el.value.columns):
             return el.value
-    raise AssertionError(f"no dataframe with {columns}; have {[list(e.value.columns) for e in at.dataframe]}")
+    raise AssertionError(f"no table with {columns}; have {[list(e.value.columns) for e in [*at.dataframe, *at.table]]}")
+
+
+def lab(**query):
+    """The Evaluation lab, on the uploaded-file source."""
+    at = app("evaluate", **query)
+    at.radio(key="lab_source").set_value("upload").run()
+    return at
 
 
 def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
-    from streamlit.testing.v1 import AppTest
-
     from backend.evaluation import evaluate, load_labelled_pairs
     from backend.registry import ModelRequest
     from backend.service import Backend
 
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
-    assert not at.exception
-    assert at.title[0].value == "Evaluation lab"
+    at = lab()
     assert [t.label for t in at.tabs] == ["Metrics", "Calibration", "Layer probe", "Disagreements", "Recall → rerank",
                                           "Train"]
     data = labelled_csv()
-    at.file_uploader(key="eval_file").set_value(("pairs.csv", data, "text/csv")).run()
+    at.file_uploader[0].set_value(("pairs.csv", data, "text/csv")).run()
     assert not at.exception
     assert any("40 pairs" in c.value and "graded" in c.value for c in at.caption)
-    at.button(key="eval_run").click().run()
+    at.button(key="lab_metrics_run").click().run()
     state = wait_for(at, "metrics")
     assert state.status == "done", state.error
     assert not at.exception
     shown = frame_with(at, "model", "spearman", "auc").set_index("model")
-    # the same models with the sidebar's options (word vectors: SIF weighting by default)
+    # the same models with the sidebar's options
     opts = at.session_state["settings"].options
     models = [ModelRequest(k, k, dict(opts.get(k, {}))) for k in ("tinya", "tinyb")]
     want = evaluate(Backend(device="cpu"), load_labelled_pairs(data), models).table().set_index("model")
@@ -94,93 +92,97 @@ def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
         assert shown.at[k, "n"] == 40
         assert shown.at[k, "spearman"] == pytest.approx(want.at[k, "spearman"])
         assert shown.at[k, "auc"] == pytest.approx(want.at[k, "auc"])
-    # the Disagreements tab works on the same scores (two models)
+    best = max(("tinya", "tinyb"), key=lambda k: want.at[k, "spearman"])
+    assert any(s.value.startswith(f"On these pairs {best} agrees best") for s in at.success)
+    # the Disagreements tab works on the same scores (two models), texts in full
     dis = frame_with(at, "spread")
-    assert len(dis) > 0 and {"rank_tinya", "rank_tinyb", "spread"} <= set(dis.columns)
-    assert dis["spread"].is_monotonic_decreasing
-    # charts: scatter, distributions, ROC, PR
+    assert len(dis) > 0 and {"rank tinya", "rank tinyb"} <= set(dis.columns)
+    assert [float(x) for x in dis["spread"]] == sorted((float(x) for x in dis["spread"]), reverse=True)
+    assert any(s.value.startswith("The models disagree most on row") for s in at.success)
+    # charts: scatter, distributions, ROC, PR; the glossary explains the metrics
     assert len(at.get("plotly_chart")) >= 4
+    assert any("ROC-AUC" in c.value and "coin" in c.value for c in at.caption)
 
 
-def test_missing_label_column_offers_the_mapping(tiny_env):
-    from streamlit.testing.v1 import AppTest
+def test_a_sample_first_on_the_cpu_with_an_estimate_for_the_rest(tiny_env):
+    at = lab()
+    at.file_uploader[0].set_value(("pairs.csv", labelled_csv(600), "text/csv")).run()
+    size = at.number_input(key="lab_metrics_n")
+    assert size.value == 500
+    at.button(key="lab_metrics_run").click().run()
+    assert wait_for(at, "metrics").status == "done"
+    at.number_input(key="lab_metrics_n").set_value(600).run()
+    assert any("600 pairs should take about" in c.value for c in at.caption)
 
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+
+def test_missing_label_column_is_named(tiny_env):
+    at = lab()
     f = pd.DataFrame({"left": ["the cat sleeps"] * 12, "right": ["a dog runs"] * 12, "note": ["x"] * 12})
-    at.file_uploader(key="eval_file").set_value(("nolabel.csv", f.to_csv(index=False).encode(), "text/csv")).run()
+    at.file_uploader[0].set_value(("nolabel.csv", f.to_csv(index=False).encode(), "text/csv")).run()
     assert not at.exception
-    assert any("No gold label column" in e.value for e in at.error)
-    label_box = next(s for s in at.selectbox if s.label == "Gold label")
-    assert label_box.options == ["(choose)", "note"]
+    assert any("mostly not numbers" in w.value or "gold label" in e.value for w in at.warning for e in at.error)
+    assert any("Choose the column that holds the gold label" in e.value for e in at.error)
 
 
 def test_train_tab_trains_word2vec_and_adds_it_to_the_comparison(tiny_env):
-    from streamlit.testing.v1 import AppTest
-
     from ui import state
 
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.number_input(key="w2v_epochs").set_value(2)
-    at.number_input(key="w2v_dim").set_value(16)
-    at.number_input(key="w2v_min").set_value(1)
-    at.sidebar.multiselect(key="models").set_value(["tinyb"])
+    at = app("evaluate", models=["tinyb"])
+    at.number_input(key="lab_w2v_epochs").set_value(2)
+    at.number_input(key="lab_w2v_dim").set_value(16)
+    at.number_input(key="lab_w2v_min").set_value(1)
     at.run()
-    at.button(key="w2v_run").click().run()
+    at.button(key="lab_w2v_run").click().run()
     st_ = wait_for(at, "w2v")
     assert st_.status == "done", st_.error
-    assert not at.exception
     assert st_.result.epochs_done == 2 and len(st_.history) == 2
     assert any("16 dimensions" in s.value for s in at.success)
-    at.button(key="w2v_add").click().run()
+    at.button(key="lab_w2v_add").click().run()
     assert not at.exception
-    added = at.session_state["eval_session_models"]
-    assert len(added) == 1 and added[0] in state.backend().registry
-    assert state.backend().registry[added[0]].owner == at.session_state["session_id"]
+    be = state.backend()
+    mine = [s.key for s in be.registry if s.owner == at.session_state["session_id"]]
+    assert len(mine) == 1
     # in the sidebar's list on the run of the click, and the selection made before is kept
     models = at.sidebar.multiselect(key="models")
-    assert models.options == ["tinya", "tinyb", added[0]]
-    assert models.value == ["tinyb"]
-    assert any(added[0] in s.value for s in at.success)
-    r = state.backend().score_pairs(added[0], ["the password reset"], ["reset my password"])
-    assert r.error is None
+    assert models.options == ["tinya", "tinyb", mine[0]] and models.value == ["tinyb"]
+    assert any(mine[0] in s.value for s in at.success)
+    assert be.score_pairs(mine[0], ["the cat sleeps"], ["a dog runs"]).error is None
+    # a session keeps its last three trained models: a fourth removes the oldest and its files
+    folder = be._session_folders[mine[0]]
+    for _ in range(3):
+        at.button(key="lab_w2v_add").click().run()
+    mine_now = [s.key for s in be.registry if s.owner == at.session_state["session_id"]]
+    assert len(mine_now) == 3 and mine[0] not in mine_now and not folder.exists()
 
 
-def test_models_trained_in_another_session_are_not_listed(tiny_env):
+def test_models_trained_in_another_session_are_not_listed_and_go_when_it_ends(tiny_env):
     """The registry is shared by every session; a session lists the shared models and its own only."""
     from dataclasses import replace
 
-    from streamlit.testing.v1 import AppTest
-
     from ui import state
 
-    reg = state.backend().registry
+    be = state.backend()
+    reg = be.registry
     reg.add(replace(reg["tinya"], key="w2v-other-1", owner="other", default=False))
     reg.add(replace(reg["tinya"], key="w2v-mine-1", owner="mine", default=False))
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["session_id"] = "mine"
     # a link copied from the other session names its model: it is dropped, the shared one kept
-    at.query_params["models"] = ["tinya", "w2v-other-1"]
-    at.run()
-    assert not at.exception
+    at = app("evaluate", session={"session_id": "mine"}, models=["tinya", "w2v-other-1"])
     models = at.sidebar.multiselect(key="models")
-    assert models.options == ["tinya", "tinyb", "w2v-mine-1"]
-    assert models.value == ["tinya"]
-    at.radio(key="eval_source").set_value("demo").run()  # the Recall tab needs data
-    assert at.sidebar.multiselect(key="models").value == ["tinya"]
+    assert models.options == ["tinya", "tinyb", "w2v-mine-1"] and models.value == ["tinya"]
     retriever = next(s for s in at.selectbox if s.label == "Retriever")
     assert "w2v-other-1" not in retriever.options and "w2v-mine-1" in retriever.options
     # a third session sees neither
-    other = AppTest.from_file(PAGE, default_timeout=60).run()
-    assert other.sidebar.multiselect(key="models").options == ["tinya", "tinyb"]
+    assert app("evaluate").sidebar.multiselect(key="models").options == ["tinya", "tinyb"]
+    # a session idle for longer than the TTL has ended: its models are removed by the next session's run
+    state._sessions()["other"] = 0.0
+    app("evaluate")
+    assert "w2v-other-1" not in reg and "w2v-mine-1" in reg
 
 
-def test_waits_until_cancel(tiny_env):
-    """A running job shows a progress bar and a Cancel button that stops it."""
-    from streamlit.testing.v1 import AppTest
+def test_a_running_job_shows_progress_and_cancel(tiny_env):
+    from backend.jobs import BackgroundJob
 
-    from backend.w2v_training import BackgroundJob
-
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = app("evaluate")
 
     def slow(job: BackgroundJob) -> None:
         while not job.should_stop():
@@ -188,13 +190,12 @@ def test_waits_until_cancel(tiny_env):
             time.sleep(0.01)
         raise RuntimeError("stopped")
 
-    at.session_state["eval_job_w2v"] = BackgroundJob(slow, "w2v").start()
+    at.session_state["lab_job_w2v"] = BackgroundJob(slow, "w2v").start()
     at.run()
     assert not at.exception
     assert any("halfway" in (p.proto.text or "") for p in at.get("progress"))
-    at.button(key="eval_cancel_w2v").click().run()
-    job = at.session_state["eval_job_w2v"]
+    at.button(key="lab_cancel_w2v").click().run()
+    job = at.session_state["lab_job_w2v"]
     job.join(10)
     at.run()
     assert job.state().status == "cancelled"
-    assert any("Cancelled" in w.value for w in at.warning)

@@ -1,0 +1,128 @@
+"""Neighbours: each model's top-k corpus matches for a few queries, how much they agree, and a pair-scorer rerank."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.retrieval import candidate_union, overlap_matrix, topk_sets
+from backend.verdicts import overlap_verdict
+from ui import state
+from ui.charts import overlap_heatmap
+from ui.i18n import t, tw
+from ui.sidebar import current_settings
+from ui.tables import neighbours_frame, rerank_frame
+from ui.theme import swatch
+from ui.widgets import (
+    Progress,
+    corpus_ui,
+    download_ui,
+    load_models_ui,
+    models_ui,
+    plain,
+    short_error,
+    text_table_ui,
+    verdict_ui,
+    warnings_ui,
+)
+
+DEFAULT_QUERIES = "I can't log in to my account.\nWill it rain this weekend?\n我的包裹什么时候到？"
+
+
+def search(queries: list[str], texts: list[str], k: int, keys: list[str], options: dict) -> tuple[dict, dict, dict]:
+    """Every model's top-k (the backend caches the corpus vectors); ``(results, errors, notes)`` per model."""
+    be = state.backend()
+    results, errors, notes = {}, {}, {}
+    bar = Progress(t("Embedding the corpus…"))
+    for i, key in enumerate(keys):
+        try:
+            used, notes[key] = be.space_for(key, [*texts, *queries])
+            results[key] = be.neighbours(used, queries, texts, k, options.get(key), progress=lambda d, n, i=i, key=key: bar(
+                i * n + d, n * len(keys), t("Embedding the corpus with {key} ({i} of {n})…", key=key, i=i + 1, n=len(keys))))
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    bar.done()
+    return results, errors, notes
+
+
+def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None, note: str | None) -> None:
+    """One model's top-k for query ``q``: readable texts (they wrap), scores, and what to know."""
+    st.markdown(f"**{swatch(key, label)}**" + (f" → `{nb.model}`" if nb.model != key else ""), unsafe_allow_html=True)
+    rows = [{"#": r + 1, t("score"): float(s), t("text"): texts[i], **({t("label"): labels[i]} if labels else {})}
+            for r, (i, s) in enumerate(zip(nb.indices[q].tolist(), nb.scores[q].tolist(), strict=True)) if i >= 0]
+    if rows:
+        text_table_ui(pd.DataFrame(rows))
+    else:
+        st.info(t("No neighbours for this query: {reason}", reason=tw("; ".join(nb.warnings[q]) or t("no vector"))))
+    if "pair_scorer" in state.backend().roles(nb.model):
+        st.caption(t("Ranked by the cosine of its encoder vectors; rerank below for its real pair score."))
+    warnings_ui(nb.warnings[q])
+    if note:
+        st.caption("ℹ️ " + tw(note))
+
+
+def neighbours_ui() -> None:
+    """The Neighbours page."""
+    settings = current_settings()
+    be = state.backend()
+    st.title(t("Neighbours"))
+    st.caption(t("Each model's nearest corpus sentences for your queries (exact cosine search), side by side."))
+    corpus = corpus_ui()
+    if corpus is None:
+        st.stop()
+    c1, c2 = st.columns([3, 1])
+    text = c1.text_area(t("Queries, one per line"), DEFAULT_QUERIES, key="nb_queries", bind="query-params", height=110)
+    k = c2.slider(t("Top k"), 1, 25, 5, key="nb_k", bind="query-params")
+    scorers = be.keys_with_role("pair_scorer", state.visible_keys())
+    none = t("(no rerank)")
+    reranker = c2.selectbox(t("Rerank the union with"), [none, *scorers], key="nb_reranker", bind="query-params",
+                            help=t("Collect every model's top k and let a pair scorer, which reads query and candidate "
+                                   "together, reorder them."))
+    queries = [q.strip() for q in text.splitlines() if q.strip()]
+    keys = models_ui(settings, role="encoder")
+    if not queries:
+        st.info(t("Type a query (one per line) to see each model's nearest sentences."), icon=":material/edit_note:")
+        st.stop()
+    errors = load_models_ui(keys)
+    results, search_errors, notes = search(queries, corpus.texts, k, [x for x in keys if x not in errors], settings.options)
+    errors |= search_errors
+    sets = {key: topk_sets(nb.indices) for key, nb in results.items()}
+    overlap = overlap_matrix(sets) if len(results) >= 2 else None
+    if overlap is not None:
+        verdict_ui([overlap_verdict(overlap, k)])
+    reranked = []
+    for q, tab in enumerate(st.tabs([f"{q + 1}. {plain(x, 40)}" for q, x in enumerate(queries)])):
+        with tab:
+            grid = st.columns(min(2, len(keys)))
+            for j, key in enumerate(keys):
+                with grid[j % len(grid)]:
+                    if key in errors:
+                        st.error(t("{key} failed: {error}", key=key, error=short_error(errors[key])))
+                        continue
+                    model_column_ui(key, settings.labels.get(key, key), results[key], q, corpus.texts, corpus.labels,
+                                    notes.get(key))
+            if reranker != none and results:
+                cands = candidate_union(results, q)
+                r = be.rerank(reranker, queries[q], [corpus.texts[i] for i in cands], settings.options.get(reranker))
+                if r.error:
+                    st.error(t("Rerank with {key} failed: {error}", key=reranker, error=short_error(r.error)))
+                    continue
+                frame = rerank_frame(queries[q], cands, corpus.texts, corpus.labels, r.scores, results, q)
+                st.markdown(t("**Union of {n} candidates reranked by {key}** (rank_… = each model's own rank)",
+                              n=len(cands), key=reranker))
+                text_table_ui(frame.drop(columns=["query", "corpus_row"]))
+                reranked.append(frame)
+    if results:
+        download_ui(neighbours_frame(queries, corpus.texts, corpus.labels, results), "neighbours.csv",
+                    key="nb_download", label=t("Download all neighbours"))
+    if reranked:
+        download_ui(pd.concat(reranked), "neighbours_reranked.csv", key="nb_download_rerank",
+                    label=t("Download the rerank"))
+    if overlap is not None:
+        st.plotly_chart(overlap_heatmap(overlap, settings.labels, k, tr=t), key="nb_overlap")
+        st.caption(t("1.00 = two models return the same top-k set; 0 = nothing in common."))
+        download_ui(overlap.reset_index(names="model"), "neighbour_overlap.csv", key="nb_download_overlap",
+                    label=t("Download the overlap matrix"))
+
+
+neighbours_ui()

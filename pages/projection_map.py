@@ -1,0 +1,101 @@
+"""Projection: the corpus mapped to 2-D by each model (UMAP or PCA), side by side, with your query marked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import state
+from ui.charts import label_color_map, projection_scatter
+from ui.i18n import t, tw
+from ui.sidebar import current_settings
+from ui.tables import cluster_names
+from ui.widgets import Progress, corpus_ui, download_ui, load_models_ui, models_ui, short_error
+
+DEFAULT_QUERY = "My flight was cancelled, can I get my money back?"
+#: UMAP on more points takes minutes on a CPU; a seeded sample keeps the page interactive.
+MAX_POINTS = 5000
+
+
+def controls_ui(has_labels: bool) -> tuple[str, int, str, int, str]:
+    """Method, seed, colouring, cluster count and query (all kept in the URL)."""
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 2])
+    method = c1.segmented_control(t("Method"), ["UMAP", "PCA"], default="UMAP", key="proj_method", bind="query-params",
+                                  required=True, help=t("UMAP (cosine) keeps neighbourhoods; PCA keeps global "
+                                                        "directions and is instant."))
+    seed = int(c2.number_input(t("Seed"), 0, 2**31 - 1, 42, key="proj_seed", bind="query-params",
+                               help=t("UMAP and k-means use it: the same seed gives the same picture.")))
+    colour = c3.radio(t("Colour by"), ["label", "cluster"] if has_labels else ["cluster"], key="proj_colour",
+                      bind="query-params", help=t("label: the corpus's label column; cluster: k-means in each model's "
+                                                  "own vector space (so clusters differ between models)."))
+    n_clusters = c3.slider(t("k-means clusters"), 2, 20, 12, key="proj_k", bind="query-params") if colour == "cluster" else 0
+    query = c4.text_input(t("Query (marked ★ in every plot)"), DEFAULT_QUERY, key="proj_query", bind="query-params")
+    return method.lower(), seed, colour, n_clusters, query.strip()
+
+
+def projection_ui() -> None:
+    """The Projection page."""
+    settings = current_settings()
+    be = state.backend()
+    st.title(t("Projection"))
+    st.caption(t("Where each model puts the corpus sentences: nearby points are texts the model finds similar."))
+    corpus = corpus_ui()
+    if corpus is None:
+        st.stop()
+    method, seed, colour, n_clusters, query = controls_ui(bool(corpus.labels))
+    keys = models_ui(settings, role="encoder")
+    texts, labels = corpus.texts, corpus.labels
+    if len(texts) > MAX_POINTS:
+        pick = np.sort(np.random.default_rng(seed).choice(len(texts), MAX_POINTS, replace=False))
+        texts = [texts[i] for i in pick]
+        labels = [labels[i] for i in pick] if labels else None
+        st.caption(t("Showing a random sample of {n} of {total} rows (seed {seed}).", n=f"{MAX_POINTS:,}",
+                     total=f"{len(corpus.texts):,}", seed=seed))
+    errors = load_models_ui(keys)
+    # The query is embedded and projected together with the corpus, so it lands on the same map.
+    all_texts = [*texts, query] if query else list(texts)
+    coords, groups, notes, used = {}, {}, {}, {}
+    bar = Progress(t("Projecting…"))
+    for i, key in enumerate(k for k in keys if k not in errors):
+        opts = settings.options.get(key)
+        try:
+            used[key], notes[key] = be.space_for(key, all_texts)
+            coords[key] = be.project(used[key], all_texts, method, seed, options=opts, progress=lambda d, n, i=i, key=key: bar(
+                i * n + d, n * len(keys), t("{method} of {n} texts with {key} ({i} of {m})…", method=method.upper(),
+                                            n=len(all_texts), key=key, i=i + 1, m=len(keys))))
+            if colour == "cluster":
+                groups[key] = cluster_names(be.clusters(used[key], texts, n_clusters, seed, opts), t("cluster"),
+                                            t("no vector"))
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    bar.done()
+    st.caption(t("{method}, seed {seed}", method=method.upper(), seed=seed)
+               + (t(", n_neighbors 15, min_dist 0.1, cosine metric") if method == "umap" else "")
+               + " · " + t("{n} texts from the {name}. Same seed, same picture.", n=f"{len(texts):,}", name=corpus.name))
+    shared = label_color_map(labels if colour == "label" and labels else [g for v in groups.values() for g in v])
+    grid = st.columns(2)
+    rows = []
+    for j, key in enumerate(keys):
+        with grid[j % 2]:
+            if key in errors:
+                st.error(t("{label} ({key}) failed: {error}", label=settings.labels.get(key, key), key=key,
+                           error=short_error(errors[key])))
+                continue
+            xy = coords[key]
+            g = labels if colour == "label" and labels else groups.get(key, ["" for _ in texts])
+            title = settings.labels.get(key, key) + (f" → {used[key]}" if used[key] != key else "")
+            fig = projection_scatter(xy[: len(texts)], texts, g, shared, title, key,
+                                     corpus.label_name if colour == "label" else t("cluster"),
+                                     query or None, xy[len(texts)] if query else None, method.upper(), tr=t)
+            st.plotly_chart(fig, key=f"proj_plot_{key}")
+            if notes.get(key):
+                st.caption("ℹ️ " + tw(notes[key]))
+            rows.append(pd.DataFrame({"model": used[key], "x": xy[: len(texts), 0], "y": xy[: len(texts), 1],
+                                      "text": texts, "group": g}))
+    if rows:
+        download_ui(pd.concat(rows), f"projection_{method}_seed{seed}.csv", key="proj_download",
+                    label=t("Download coordinates"))
+
+
+projection_ui()

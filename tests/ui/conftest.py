@@ -1,0 +1,67 @@
+"""Helpers for the dashboard's AppTests: run app.py on a page with URL parameters, find what a page shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+APP = str(REPO / "app.py")
+TIMEOUT = 240  # cold model loads on two shared CPU cores
+PAGES = {"compare": "pages/compare_pairs.py", "neighbours": "pages/nearest_neighbours.py",
+         "projection": "pages/projection_map.py", "batch": "pages/batch_scoring.py",
+         "evaluate": "pages/evaluation_lab.py", "models": "pages/model_cards.py"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    """Every test starts as a new server would (no background warm-up: the CPU is the test's)."""
+    import streamlit as st
+
+    monkeypatch.setenv("SIMDASH_WARM", "0")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def app(page: str | None = None, session: dict | None = None, **query: str | list[str]):
+    """An AppTest of app.py (optionally switched to ``page``: a key of :data:`PAGES`), run once, with URL
+    ``query`` parameters and ``session`` state set before the first run."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    for k, v in (session or {}).items():
+        at.session_state[k] = v
+    at.run()
+    if page:
+        at.switch_page(PAGES[page]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table_with(at, column: str) -> pd.DataFrame:
+    """The first st.table or st.dataframe shown with ``column``."""
+    for el in [*at.table, *at.dataframe]:
+        value = el.value
+        if isinstance(value, pd.DataFrame) and column in value.columns:
+            return value
+    shown = [list(e.value.columns) for e in [*at.table, *at.dataframe] if isinstance(e.value, pd.DataFrame)]
+    raise AssertionError(f"no table with a {column!r} column; tables: {shown}")
+
+
+def tables_with(at, column: str) -> list[pd.DataFrame]:
+    """Every st.table / st.dataframe shown with ``column``."""
+    return [e.value for e in [*at.table, *at.dataframe] if isinstance(e.value, pd.DataFrame) and column in e.value.columns]
+
+
+def texts(elements) -> list[str]:
+    """The text values of a list of elements (captions, infos, errors...)."""
+    return [str(e.value) for e in elements]
+
+
+__all__ = ["APP", "PAGES", "Path", "app", "table_with", "tables_with", "texts"]

@@ -1,0 +1,1 @@
+"""The Evaluation lab's tabs, one module each (``pages/evaluation_lab.py`` lays them out)."""

@@ -1,0 +1,175 @@
+"""The Train tab: word2vec on your corpus and ESIM on your labelled pairs, joining the comparison for your session."""
+
+from __future__ import annotations
+
+import tempfile
+from types import MappingProxyType
+from typing import Any
+
+import streamlit as st
+
+from backend.calibration import demo_corpus_texts
+from backend.io import TableError
+from backend.jobs import BackgroundJob
+from backend.registry import ModelSpec
+from backend.w2v_training import (
+    Word2VecConfig,
+    nearest_words,
+    read_corpus,
+    register_session_model,
+    word2vec_task,
+    word2vec_text_bytes,
+)
+from ui import state
+from ui.charts import training_curves
+from ui.i18n import t
+from ui.lab.common import job_result_ui, start_job
+from ui.lab.data import SHARED_DATA
+from ui.tables import nearest_words_frame
+from ui.widgets import download_ui, upload_ui
+
+
+# "Add to the comparison" registers in on_click: callbacks run before the rerun draws the sidebar, so the new model
+# is in the sidebar's list at once (a plain button would add it after the sidebar was drawn).
+def _add_w2v(trained: Any, weighting: str) -> None:
+    spec = register_session_model(state.backend(), trained, weighting=weighting, session=state.session_id())
+    st.session_state["lab_added"] = spec.key
+
+
+def _add_esim(res: Any, seed: int) -> None:
+    sid = state.session_id()
+    n = sum(1 for s in state.backend().registry if s.owner == sid) + 1
+    lang = res.config.language
+    spec = ModelSpec(key=f"esim-{sid}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
+                     source=f"path:{res.out_dir}", language=lang, default=False, owner=sid,
+                     options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
+    state.backend().add_session_model(spec, res.out_dir)
+    st.session_state["lab_added"] = spec.key
+
+
+def _added_ui() -> None:
+    """Say once, after the click, under which key the model was added."""
+    key = st.session_state.pop("lab_added", None)
+    if key:
+        st.success(t("Added as {key}: pick it in the sidebar's model list (your session keeps its last three trained "
+                     "models).", key=f"**{key}**"))
+
+
+def w2v_train_ui() -> None:
+    """Train word2vec on the demo corpus or an uploaded one, look at its nearest words, add it to the comparison."""
+    sources = {"demo": t("demo corpus (tiny: a smoke test)"), "upload": t("my file (.txt lines or CSV)")}
+    src = st.radio(t("Corpus"), list(sources), horizontal=True, key="lab_w2v_src", format_func=sources.get)
+    texts: list[str] | None = None
+    if src == "demo":
+        texts = demo_corpus_texts("all")
+    else:
+        up = upload_ui("lab_w2v_upload", t("Corpus"), ("txt", "csv", "tsv"))
+        if up is not None:
+            col = st.text_input(t("Text column (CSV; empty = the wordiest)"), "", key="lab_w2v_col") or None
+            try:
+                texts = read_corpus(up.data, col, up.name)
+            except TableError as exc:
+                st.error(str(exc))
+    c = st.columns(6)
+    cfg = Word2VecConfig(
+        vector_size=int(c[0].number_input(t("Dimensions"), 10, 600, 100, key="lab_w2v_dim")),
+        window=int(c[1].number_input(t("Window"), 1, 20, 5, key="lab_w2v_window")),
+        min_count=int(c[2].number_input(t("Min count"), 1, 100, 2, key="lab_w2v_min")),
+        epochs=int(c[3].number_input(t("Epochs"), 1, 100, 10, key="lab_w2v_epochs")),
+        sg=1 if c[4].selectbox(t("Algorithm"), ["skip-gram", "CBOW"], key="lab_w2v_sg") == "skip-gram" else 0,
+        seed=int(c[5].number_input(t("Seed"), 0, 2**31 - 1, 42, key="lab_w2v_seed")),
+        chinese="word",
+    )
+    if texts:
+        st.caption(t("{n} texts · tokenised like the w2v model (jieba for Chinese) · seed {seed}, one thread "
+                     "(reproducible)", n=f"{len(texts):,}", seed=cfg.seed))
+        if st.button(t("Train word2vec"), type="primary", key="lab_w2v_run"):
+            start_job("w2v", word2vec_task(texts, cfg))
+    trained = job_result_ui("w2v")
+    if trained is None:
+        return
+    st.success(t("{words} words × {dim} dimensions from {texts} texts, {epochs} epoch(s) in {s} s.",
+                 words=f"{trained.vocabulary:,}", dim=trained.config.vector_size, texts=f"{trained.sentences:,}",
+                 epochs=trained.epochs_done, s=f"{trained.seconds:.1f}")
+               + (" " + t("(stopped early)") if trained.stopped else ""))
+    if trained.history:
+        st.plotly_chart(training_curves(trained.history, ["loss"], "w2v", t("word2vec training loss per epoch"),
+                                        t("loss (gensim, summed over the epoch)"), tr=t), key="lab_w2v_history")
+    word = st.text_input(t("Nearest words to"), trained.kv.index_to_key[0], key="lab_w2v_probe_word")
+    near = nearest_words_frame(nearest_words(trained.kv, word))
+    st.dataframe(near, hide_index=True, key="lab_w2v_nn")
+    download_ui(near, "nearest_words.csv", key="lab_w2v_nn_download")
+    c1, c2 = st.columns(2)
+    weighting = c1.radio(t("Sentence vector"), ["mean", "sif"], horizontal=True, key="lab_w2v_weighting")
+    c1.button(t("Add to the comparison"), key="lab_w2v_add", on_click=_add_w2v, args=(trained, weighting))
+    c2.download_button("⬇ " + t("Download vectors (word2vec text)"), word2vec_text_bytes(trained.kv), "vectors.txt",
+                       "text/plain", key="lab_w2v_download", on_click="ignore")
+
+
+def esim_train_ui() -> None:
+    """Train ESIM on STS-B train (when present) or an uploaded labelled file; add it to the comparison."""
+    from backend.esim.train import train_esim
+
+    sources = {"upload": t("my labelled file")}
+    for lang in ("en", "zh"):
+        if (SHARED_DATA / f"stsb-{lang}" / "train.tsv").exists():
+            sources[f"stsb-{lang}"] = t("STS-B train, {lang} (../shared/data)", lang=lang)
+    src = "upload" if len(sources) == 1 else st.radio(t("Training pairs"), list(sources), horizontal=True,
+                                                      key="lab_esim_src", format_func=sources.get)
+    train: Any = None
+    lang_default = "en"
+    if src.startswith("stsb-"):
+        train, lang_default = str(SHARED_DATA / f"stsb-{src[-2:]}" / "train.tsv"), src[-2:]
+    else:
+        up = upload_ui("lab_esim_upload", t("Training pairs (two text columns and a score or 0/1 label)"), ("csv", "tsv"))
+        if up is not None:
+            try:
+                train = state.read_upload(up.name, up.data).frame
+            except TableError as exc:
+                st.error(str(exc))
+    c = st.columns(4)
+    lang = c[0].selectbox(t("Language"), ["en", "zh"], index=["en", "zh"].index(lang_default), key="lab_esim_lang")
+    epochs = int(c[1].number_input(t("Epochs (max)"), 1, 50, 10, key="lab_esim_epochs"))
+    seed = int(c[2].number_input(t("Seed"), 0, 2**31 - 1, 13, key="lab_esim_seed"))
+    emb = c[3].selectbox(t("Embeddings"), ["auto", "pretrained", "random"], key="lab_esim_emb",
+                         help=t("auto: GloVe for English, learnt from scratch for Chinese. pretrained vs random re-runs "
+                                "the notes' question: do pretrained word vectors matter?"))
+    st.caption(t("10% of the training pairs are held out for early stopping. Training uses one CPU thread."))
+    if train is not None and st.button(t("Train ESIM"), type="primary", key="lab_esim_run"):
+        out_dir = tempfile.mkdtemp(prefix="simdash-esim-")
+        first = t("building the vocabulary")
+
+        def fn(job: BackgroundJob):
+            def progress(epoch: int, total: int, m: dict[str, float]) -> None:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith("dev_"))
+                job.report(epoch / total, f"epoch {epoch}/{total}: {shown}", m)
+
+            job.report(0.0, first)
+            return train_esim(train, None, out_dir, lang=lang, epochs=epochs, seed=seed, embeddings=emb, threads=None,
+                              progress=progress, should_stop=job.should_stop)
+
+        start_job("esim", fn, {"lang": lang, "seed": seed})
+    res = job_result_ui("esim")
+    if res is None:
+        return
+    st.success(t("Best epoch {epoch} (held-out {metric}) in {s} s.", epoch=res.best_epoch, metric=f"{res.best_metric:.3f}",
+                 s=f"{res.seconds:.0f}") + (" " + t("(stopped early)") if res.stopped else ""))
+    if res.history:
+        dev = [m for m in res.history[0] if m.startswith("dev_")]
+        st.plotly_chart(training_curves(res.history, dev, "esim", t("ESIM on the held-out pairs, per epoch"),
+                                        t("metric"), tr=t), key="lab_esim_history")
+    trained_seed = (st.session_state.get("lab_sig_esim") or {}).get("seed", seed)
+    st.button(t("Add to the comparison"), key="lab_esim_add", on_click=_add_esim, args=(res, trained_seed))
+
+
+def train_tab() -> None:
+    """Both trainers (they need the models in this process: not with a remote backend)."""
+    if not hasattr(state.backend(), "add_session_model"):
+        st.info(t("Training in the browser needs the models in this process; the dashboard is using a backend server."))
+        return
+    st.subheader(t("word2vec on your corpus"))
+    w2v_train_ui()
+    _added_ui()
+    st.divider()
+    st.subheader(t("ESIM on your labelled pairs"))
+    esim_train_ui()
