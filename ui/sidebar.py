@@ -169,9 +169,3 @@ def hardware_ui(keys: list[str]) -> None:
         st.subheader(t("Hardware"))
         st.caption(t("Device {device} · precision: {precision}", device=be.device, precision=precision)
                    + (" · " + t("models served by {url}", url=where) if where else ""))
-
-
-def current_settings() -> Settings:
-    """The settings the sidebar chose on this run (app.py draws the sidebar before the page runs)."""
-    s = st.session_state.get("settings")
-    return s if s is not None else sidebar_ui()

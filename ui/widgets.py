@@ -331,4 +331,4 @@ def corpus_ui() -> Corpus | None:
 
 def evaluate_link_ui() -> None:
     """A link to the Evaluation lab."""
-    st.page_link("pages/evaluation_lab.py", label=t("Open the Evaluation lab"), icon=":material/science:")
+    st.page_link("pages/evaluate.py", label=t("Open the Evaluation lab"), icon=":material/science:")

@@ -11,9 +11,7 @@ from tests.conftest import REPO
 
 APP = str(REPO / "app.py")
 TIMEOUT = 240  # cold model loads on two shared CPU cores
-PAGES = {"compare": "pages/compare_pairs.py", "neighbours": "pages/nearest_neighbours.py",
-         "projection": "pages/projection_map.py", "batch": "pages/batch_scoring.py",
-         "evaluate": "pages/evaluation_lab.py", "models": "pages/model_cards.py"}
+PAGES = {name: f"pages/{name}.py" for name in ("compare", "neighbours", "projection", "batch", "evaluate", "models")}
 
 
 @pytest.fixture(autouse=True)

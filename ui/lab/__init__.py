@@ -1,1 +1,1 @@
-"""The Evaluation lab's tabs, one module each (``pages/evaluation_lab.py`` lays them out)."""
+"""The Evaluation lab's tabs, one module each (``pages/evaluate.py`` lays them out)."""

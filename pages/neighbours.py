@@ -9,8 +9,8 @@ from backend.retrieval import candidate_union, overlap_matrix, topk_sets
 from backend.verdicts import overlap_verdict
 from ui import state
 from ui.charts import overlap_heatmap
+from ui.frame import page_settings
 from ui.i18n import t, tw
-from ui.sidebar import current_settings
 from ui.tables import neighbours_frame, rerank_frame
 from ui.theme import swatch
 from ui.widgets import (
@@ -63,7 +63,7 @@ def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: 
 
 def neighbours_ui() -> None:
     """The Neighbours page."""
-    settings = current_settings()
+    settings = page_settings()
     be = state.backend()
     st.title(t("Neighbours"))
     st.caption(t("Each model's nearest corpus sentences for your queries (exact cosine search), side by side."))

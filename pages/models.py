@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import state
+from ui.frame import page_settings
 from ui.i18n import t
-from ui.sidebar import current_settings
 from ui.tables import model_facts
 from ui.theme import swatch
 from ui.widgets import load_models_ui, plain, short_error
@@ -52,7 +52,7 @@ def card_ui(key: str, options: dict | None, label: str) -> None:
 
 def models_ui() -> None:
     """The Models page."""
-    settings = current_settings()
+    settings = page_settings()
     be = state.backend()
     st.title(t("Models"))
     where = getattr(be, "url", None)

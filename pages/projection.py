@@ -8,8 +8,8 @@ import streamlit as st
 
 from ui import state
 from ui.charts import label_color_map, projection_scatter
+from ui.frame import page_settings
 from ui.i18n import t, tw
-from ui.sidebar import current_settings
 from ui.tables import cluster_names
 from ui.widgets import Progress, corpus_ui, download_ui, load_models_ui, models_ui, short_error
 
@@ -36,7 +36,7 @@ def controls_ui(has_labels: bool) -> tuple[str, int, str, int, str]:
 
 def projection_ui() -> None:
     """The Projection page."""
-    settings = current_settings()
+    settings = page_settings()
     be = state.backend()
     st.title(t("Projection"))
     st.caption(t("Where each model puts the corpus sentences: nearby points are texts the model finds similar."))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.frame import page_settings
 from ui.i18n import t
 from ui.lab.calibration import calibration_tab
 from ui.lab.data import describe_ui, lab_data_ui
@@ -16,12 +17,11 @@ from ui.lab.metrics import metrics_tab
 from ui.lab.probe import probe_tab
 from ui.lab.retrieval import retrieval_tab
 from ui.lab.train import train_tab
-from ui.sidebar import current_settings
 
 
 def evaluate_ui() -> None:
     """The Evaluation lab page."""
-    settings = current_settings()
+    settings = page_settings()
     st.title(t("Evaluation lab"))
     st.caption(t("How well each model agrees with gold similarity labels, what its scores mean, and new models trained "
                  "here. Command line: python -m backend evaluate FILE, python -m backend probe FILE --model bert."))

@@ -13,8 +13,8 @@ from backend.presets import example_pairs_frame
 from backend.verdicts import Verdict, label_metrics_verdicts
 from ui import state
 from ui.charts import metric_bars
+from ui.frame import page_settings
 from ui.i18n import t
-from ui.sidebar import current_settings
 from ui.tables import BATCH_CHUNK_ROWS, LARGE_BATCH_ROWS, empty_cells, format_seconds
 from ui.widgets import (
     Upload,
@@ -98,7 +98,7 @@ def result_ui(result: dict, label: str | None, labels: dict[str, str], current: 
 
 def batch_ui() -> None:
     """The Batch scoring page."""
-    settings = current_settings()
+    settings = page_settings()
     st.title(t("Batch scoring"))
     st.caption(t("Adds score, scored-by and warnings columns per model to every row of your file. Large files are "
                  "scored in chunks."))

@@ -7,9 +7,9 @@ import streamlit as st
 from backend.verdicts import pairs_verdict
 from ui import state
 from ui.charts import score_bars
+from ui.frame import page_settings
 from ui.i18n import t
 from ui.pairs import pairs_ui, why_ui
-from ui.sidebar import current_settings
 from ui.tables import score_cells_frame, scores_frame
 from ui.widgets import (
     Progress,
@@ -27,7 +27,7 @@ WRAP_MAX_PAIRS = 50
 
 def compare_ui() -> None:
     """The Compare pairs page."""
-    settings = current_settings()
+    settings = page_settings()
     st.title(t("Compare pairs"))
     st.caption(t("Every model's similarity for each pair, side by side. Pick a preset or type your own pairs."))
     a, b = pairs_ui()
