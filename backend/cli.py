@@ -137,7 +137,7 @@ def run_score(args: argparse.Namespace) -> int:
     be = _backend(args)
     requests = resolve_models(be, args.models)  # a mistyped option fails before a big file is read
     try:
-        table = read_table(args.input)
+        table = read_table(args.input, encoding=args.encoding)
         a_col, b_col = resolve_pair_columns(table.frame, args.a_col, args.b_col)
     except (TableError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -171,6 +171,8 @@ def _configure_score(p: argparse.ArgumentParser) -> None:
     p.add_argument("--a-col", default=None, help="first text column (default: guessed, e.g. sentence1)")
     p.add_argument("--b-col", default=None, help="second text column (default: guessed, e.g. sentence2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--encoding", default=None,
+                   help="the file's encoding, when detection guesses wrong (utf-8, gb18030, big5, cp1252, utf-16, ...)")
     p.add_argument("--raw", action="store_true",
                    help="write text cells as they are (by default cells starting with = + - @ get a leading ')")
 

@@ -229,13 +229,14 @@ def labelled_from_frame(
 def load_labelled_pairs(
     source: str | Path | bytes | io.IOBase, a_col: str | None = None, b_col: str | None = None,
     label_col: str | None = None, label_range: tuple[float, float] | None = None, kind: LabelKind | None = None,
-    max_rows: int | None = None,
+    max_rows: int | None = None, encoding: str | None = None,
 ) -> LabelledPairs:
     """Read a labelled pairs file (CSV/TSV, any encoding :func:`backend.io.read_table` accepts).
 
-    See :func:`labelled_from_frame` for the parameters; ``max_rows`` stops after that many rows.
+    See :func:`labelled_from_frame` for the parameters; ``max_rows`` stops after that many rows; ``encoding``
+    overrides detection.
     """
-    table = read_table(source, max_rows=max_rows)
+    table = read_table(source, max_rows=max_rows, encoding=encoding)
     data = labelled_from_frame(table.frame, a_col, b_col, label_col, label_range, kind)
     data.notes = table.notes + data.notes
     return data
@@ -316,7 +317,8 @@ class PairMetrics:
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        """The CLI contract: ``n, spearman, pearson, auc, best_f1, threshold, skipped`` (rounded)."""
+        """The CLI contract: ``n, spearman, pearson, auc, best_f1, threshold, skipped`` (rounded) and ``notes``
+        (why a metric is null)."""
         return {
             "n": int(self.n),
             "spearman": _round(self.spearman, 4),
@@ -325,6 +327,7 @@ class PairMetrics:
             "best_f1": _round(self.best_f1, 6),
             "threshold": _round(self.threshold, 6),
             "skipped": int(self.skipped),
+            "notes": list(self.notes),
         }
 
 
@@ -466,14 +469,14 @@ class EvaluationReport:
     results: dict[str, ModelEvaluation]
 
     def as_json(self) -> dict[str, dict[str, Any]]:
-        """``{"<name>": {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped"}}``.
+        """``{"<name>": {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped", "notes"}}``.
 
-        A model that failed has ``n = 0``, every metric null and every pair skipped.
+        A model that failed has ``n = 0``, every metric null, every pair skipped and its error in ``notes``.
         """
         out = {}
         for name, r in self.results.items():
             if r.metrics is None:
-                out[name] = PairMetrics(n=0, skipped=len(self.data)).as_json()
+                out[name] = PairMetrics(n=0, skipped=len(self.data), notes=[f"error: {r.error}"]).as_json()
             else:
                 out[name] = r.metrics.as_json()
         return out

@@ -33,6 +33,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-range", default=None, metavar="LO,HI",
                    help="declared label range, e.g. 0,5; labels outside it are skipped (default: inferred)")
     p.add_argument("--max-rows", type=int, default=None, help="read only the first N rows")
+    p.add_argument("--encoding", default=None, help="the file's encoding, when detection guesses wrong")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -45,7 +46,8 @@ def _load(args: argparse.Namespace):
         except ValueError:
             raise ValueError(f"--label-range must be LO,HI (e.g. 0,5), not {args.label_range!r}") from None
         rng = (lo, hi)
-    return load_labelled_pairs(args.input, args.a_col, args.b_col, args.label_col, rng, max_rows=args.max_rows)
+    return load_labelled_pairs(args.input, args.a_col, args.b_col, args.label_col, rng, max_rows=args.max_rows,
+                               encoding=args.encoding)
 
 
 # --------------------------------------------------------------------------------------------- evaluate
