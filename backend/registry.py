@@ -20,7 +20,7 @@ Sources
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.util
 import json
 import os
 import tomllib
@@ -96,18 +96,35 @@ class ModelSpec:
         return resolve_source(self.source)
 
 
+def _package_folder(module: str) -> Path:
+    """The folder of an installed package, found without importing it.
+
+    Importing runs the package's ``__init__``, and some weight packages do real work there: the ``embedding``
+    package (m3e-small) builds a SentenceTransformer through a logging library that fails unconfigured. We only
+    want the files, so we ask the import system where the package lives and execute nothing.
+    """
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a dotted name whose parent is missing, or an empty name
+        spec = None
+    if spec is None:
+        raise FileNotFoundError(f"package {module!r} is not installed; run `pip install -r requirements.txt`")
+    if spec.submodule_search_locations:  # a package: its folder
+        return Path(next(iter(spec.submodule_search_locations))).resolve()
+    if spec.origin:  # a single-file module: the folder holding it
+        return Path(spec.origin).resolve().parent
+    raise FileNotFoundError(f"package {module!r} has no files on disk")
+
+
 def resolve_source(source: str) -> str:
-    """Turn a registry ``source`` string into a local path (or a hub id for ``hf:``)."""
+    """Turn a registry ``source`` string into a local path (or a hub id for ``hf:``).
+
+    ``package:`` sources are located without importing the package (see :func:`_package_folder`).
+    """
     kind, _, rest = source.partition(":")
     if kind == "package":
         module, _, sub = rest.partition("/")
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            raise FileNotFoundError(
-                f"package {module!r} is not installed; run `pip install -r requirements.txt`"
-            ) from exc
-        base = Path(mod.__file__).resolve().parent
+        base = _package_folder(module)
         path = base / sub if sub else base
         if not path.exists():
             raise FileNotFoundError(f"{path} not found inside package {module!r}")
