@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from backend.registry import Registry, resolve_source
@@ -66,3 +68,19 @@ def test_resolve_source():
         resolve_source("path:models/does-not-exist")
     with pytest.raises(ValueError):
         resolve_source("s3:bucket")
+
+
+def test_resolve_package_source_does_not_import_the_package(tmp_path, monkeypatch):
+    # A weight package whose __init__ fails (like `embedding`, m3e-small's package): its files must still resolve,
+    # and its code must not run.
+    pkg = tmp_path / "broken_weights_pkg"
+    (pkg / "model").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('package code ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = resolve_source("package:broken_weights_pkg/model")
+    assert path == str((pkg / "model").resolve())
+    assert "broken_weights_pkg" not in sys.modules
+    with pytest.raises(FileNotFoundError, match="not found inside package"):
+        resolve_source("package:broken_weights_pkg/missing")
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        resolve_source("package:no_such_pkg_xyz.sub")
