@@ -139,7 +139,7 @@ def main() -> int:
     p95_all = []
     for action in ("compare", "neighbours", "batch"):
         xs = sorted(s for a, s in out if a == action)
-        p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+        p95 = xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
         p95_all.append(p95)
         print(f"{action:<11} {len(xs):>3} {statistics.median(xs):>7.1f} {p95:>7.1f} {xs[-1]:>7.1f}")
     print(f"error boxes: {sum(bad)}")
