@@ -430,8 +430,10 @@ def cosine_pair_scores(enc: Encoding, ia: np.ndarray, ib: np.ndarray, model: str
     scores = np.clip(np.einsum("ij,ij->i", va, vb, dtype=np.float32), -1.0, 1.0).astype(np.float32)
     ok = enc.valid[ia] & enc.valid[ib]
     scores[~ok] = np.nan
+    # A text's "no vector" is the pair's "no score": the same words a pair scorer uses for the same text.
+    said = [[w.replace(": no vector", ": no score") for w in ws] for ws in enc.warnings]
     warnings = [
-        [f"A: {w}" for w in enc.warnings[i]] + [f"B: {w}" for w in enc.warnings[j]]
+        [f"A: {w}" for w in said[i]] + [f"B: {w}" for w in said[j]]
         for i, j in zip(ia.tolist(), ib.tolist(), strict=True)
     ]
     return PairScores(scores, warnings, model)

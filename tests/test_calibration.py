@@ -114,3 +114,11 @@ def test_background_scores_on_the_demo_corpus():
     assert len(bg.scores) == 300 and np.isfinite(bg.scores).all()
     assert seen and all(x != y for x, y in seen)  # a random pair is never a text with itself
     assert len(demo_corpus_texts("zh")) > 0 and len(demo_corpus_texts("all")) > len(texts)
+
+
+def test_score_span():
+    from backend.calibration import score_span
+
+    assert score_span((0.2, 0.8)) == (0.2, 0.8)
+    assert score_span((0.2, 0.8), np.array([-0.1, 0.5])) == (-0.1, 0.8)
+    assert score_span((0.2, 0.8), np.array([])) == (0.2, 0.8)

@@ -37,7 +37,7 @@ def test_unknown_model_is_a_clear_error(capsys):
 
 
 @pytest.mark.parametrize("models, message", [
-    ("bert:layer=99", "option 'layer' must be within -49..48, not 99"),
+    ("bert:layer=99", "option 'layer' must be within -7..6, not 99"),
     ("bert:pooling=median", "option 'pooling' must be one of 'mean', 'cls', 'max', 'first_last_avg'"),
     ("w2v:colour=red", "unknown option 'colour'"),
     ("sbert:max_tokens=64", "option 'max_tokens' is set when the model loads"),
@@ -70,7 +70,7 @@ def test_score_csv_roundtrip(tmp_path, capsys, encoding):
     assert out.loc[0, "sentence1"] == "猫在睡觉"
     # every empty score says why, and which model answered
     assert "A: empty text" in out.loc[2, "warnings_w2v"] and "Chinese" in out.loc[0, "warnings_w2v"]
-    assert out["scored_by_sbert"].tolist() == ["sbert"] * 3
+    assert out["scored_by_sbert"].tolist() == ["sbert-zh", "sbert", "sbert"]  # the Chinese pair: the Chinese model
     err = capsys.readouterr().err
     assert "wrote" in err and "rows without a score" in err
 

@@ -23,9 +23,12 @@ from backend.evaluation import (
     evaluate,
     f1_optimal_threshold,
     infer_label_kind,
+    is_binary,
+    label_metrics,
     labelled_from_frame,
     load_labelled_pairs,
     paper_table,
+    parse_label_range,
     parse_labels,
     rank_scores,
     roc_pr_curves,
@@ -340,3 +343,33 @@ def test_stsb_dev_sample_with_word_vectors(backend):
     assert data.kind == "graded" and data.label_range == (0.0, 5.0) and data.columns[2] == "score"
     rep = evaluate(backend, data, ["w2v"])
     assert rep.results["w2v"].metrics.spearman > 50
+
+
+def test_label_metrics_binary_uses_roc_auc():
+    f = pd.DataFrame({"label": [0, 0, 1, 1], "score_a": [0.1, 0.2, 0.8, 0.9], "score_b": [0.9, 0.8, 0.2, np.nan]})
+    m = label_metrics(f, "label", ["a", "b"])
+    assert m["metric"].tolist() == ["ROC-AUC", "ROC-AUC"]
+    assert m.loc[0, "value"] == 1.0
+    assert m.loc[1, "pairs"] == 3 and m.loc[1, "value"] == 0.0
+
+
+def test_label_metrics_graded_uses_spearman_and_handles_constant():
+    f = pd.DataFrame({"score": ["0.5", "2", "4.5", "5"], "score_a": [0.1, 0.3, 0.2, 0.9], "score_c": [0.5] * 4})
+    m = label_metrics(f, "score", ["a", "c", "missing"])
+    assert m["metric"].tolist() == ["Spearman ρ", "Spearman ρ"]
+    assert m.loc[0, "value"] == pytest.approx(0.8)
+    assert math.isnan(m.loc[1, "value"])  # a constant score has no rank correlation
+
+
+def test_is_binary():
+    assert is_binary(pd.Series(["0", "1", "1"]))
+    assert not is_binary(pd.Series([0, 1, 2]))
+    assert not is_binary(pd.Series([1, 1]))
+
+
+def test_parse_label_range():
+    assert parse_label_range("") is None and parse_label_range("  ") is None
+    assert parse_label_range("0, 5") == (0.0, 5.0)
+    for bad in ("5", "0,1,2", "a,b", "5,0"):
+        with pytest.raises(ValueError, match="label range"):
+            parse_label_range(bad)

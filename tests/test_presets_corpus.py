@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from backend.evaluation import load_faq_zh
-from backend.presets import PRESETS, Preset, as_frame, default_pairs
+from backend.presets import PRESETS, Preset, as_frame, default_pairs, example_pairs_frame
 from backend.text import clean_text, detect_language, has_cjk, tokenize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -302,3 +302,13 @@ def test_faq_labels_are_learnable_by_a_chinese_encoder(faq: pd.DataFrame) -> Non
     hard = np.array([char_jaccard(a, b) >= HARD_JACCARD for a, b in zip(data.a, data.b, strict=True)]) & (labels == 0)
     assert roc_auc_score(labels, cosine) > 0.70
     assert roc_auc_score(labels[~hard], cosine[~hard]) > 0.90
+
+
+def test_example_pairs_frame_is_a_valid_batch_file():
+    from backend.evaluation import is_binary
+    from backend.io import guess_label_column, guess_text_columns
+
+    f = example_pairs_frame()
+    assert guess_text_columns(f) == ("sentence1", "sentence2")
+    assert guess_label_column(f, exclude=("sentence1", "sentence2")) == "label"
+    assert is_binary(f["label"])

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from backend.evaluation import LabelledPairs, StopRequested
-from backend.retrieval import RetrievalTask, build_retrieval_task, ir_metrics, recall_rerank
+from backend.retrieval import (
+    RetrievalTask,
+    build_retrieval_task,
+    ir_metrics,
+    jaccard,
+    overlap_matrix,
+    recall_rerank,
+    topk_sets,
+)
 from backend.service import ModelResult, Neighbours
 
 
@@ -151,3 +159,17 @@ def test_real_retriever_with_oracle_reranker(backend):
     assert res.error is None
     assert res.metrics_before["recall@5"] > 0.5  # sbert finds these paraphrases
     assert res.metrics_after["mrr@10"] == 1.0 and res.metrics_after["recall@10"] == 1.0
+
+
+def test_jaccard_and_overlap_matrix():
+    assert jaccard({1, 2}, {2, 3}) == pytest.approx(1 / 3)
+    assert jaccard(set(), set()) == 1.0
+    m = overlap_matrix({"a": [{1, 2}, {5}], "b": [{1, 2}, {6}], "c": [{3, 4}, {5}]})
+    assert m.loc["a", "b"] == pytest.approx(0.5)  # identical on query 1, disjoint on query 2
+    assert m.loc["a", "c"] == pytest.approx(0.5)
+    assert m.loc["b", "c"] == 0.0
+    assert np.allclose(m.to_numpy(), m.to_numpy().T) and (np.diag(m) == 1).all()
+
+
+def test_topk_sets_drop_padding():
+    assert topk_sets(np.array([[3, 1, -1], [-1, -1, -1]])) == [{1, 3}, set()]

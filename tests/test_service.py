@@ -216,3 +216,28 @@ def test_bad_requests_are_refused_with_reasons():
     res = be.similarity(["a"], ["b"], ["e"], options={"e": {"scale": 99}})
     assert res["e"].scores is None and "option 'scale' must be within 0..10" in res["e"].error
     assert be.check_request("e", {"scale": "2"}) == {"scale": 2.0}
+
+
+def test_cluster_labels_seeded_and_mark_missing_vectors():
+    from backend.service import cluster_labels
+
+    rng = np.random.default_rng(0)
+    ex, ey = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    x = np.vstack([rng.normal(0, 0.01, (5, 3)) + ex, rng.normal(0, 0.01, (5, 3)) + ey, np.zeros((1, 3))])
+    valid = np.array([True] * 10 + [False])
+    lab = cluster_labels(x, valid, 2, seed=1)
+    assert lab[-1] == -1
+    assert len(set(lab[:5])) == 1 and len(set(lab[5:10])) == 1 and lab[0] != lab[5]
+    np.testing.assert_array_equal(lab, cluster_labels(x, valid, 2, seed=1))
+
+
+def test_space_for_keeps_a_corpus_in_one_model():
+    from tests.fakes import fake_backend
+
+    be = fake_backend(encoders={"m": lambda t: np.ones(8), "m-zh": lambda t: np.ones(8)}, languages={"m-zh": "zh"},
+                      variants={"m": {"zh": "m-zh"}})
+    assert be.space_for("m", ["a cat", "a dog", "a car"]) == ("m", None)
+    assert be.space_for("m", ["一只猫", "一只狗", "一辆车"]) == ("m-zh", None)
+    used, note = be.space_for("m", ["一只猫", "一只狗", "a car"])
+    assert used == "m-zh" and "33% English" in note and "share one vector space" in note
+    assert be.space_for("m-zh", ["a cat"]) == ("m-zh", None)  # no variants: itself

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.text import clean_text, detect_language, tokenize
+from backend.text import clean_text, detect_language, majority_language, tokenize
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,10 @@ def test_has_words_and_script_name():
 
     assert not has_words("😀 🎉 !!! ---") and has_words("x") and has_words("猫") and has_words("٣")
     assert script_name("مرحبا") == "ARABIC" and script_name("Привет") == "CYRILLIC" and script_name("hello") == ""
+
+
+def test_majority_language_of_small_and_mixed_sets():
+    zh = ["今天天气很好", "我喜欢读书"]
+    assert majority_language(zh * 40) == "zh"  # 80 pairs: fewer than the 200 sampled, still Chinese
+    assert majority_language(["The cat sleeps."] * 3 + zh) == "en"
+    assert majority_language([]) == "en"

@@ -168,9 +168,8 @@ def assert_cells_fit(page, where: str) -> None:
 
 def choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the select box labelled ``label`` (as a person does: open it, click the option)."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.locator('[data-baseweb="select"]').click()
-    page.locator('[role="listbox"] [role="option"]').filter(has_text=option).first.click()
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
     settle(page)
 
 

@@ -14,11 +14,11 @@ from backend.registry import Registry
 from backend.service import ModelResult, Neighbours
 from ui import charts, tables, theme
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------- architecture
-@pytest.mark.parametrize("module", ["ui/theme.py", "ui/charts.py", "ui/tables.py"])
+@pytest.mark.parametrize("module", ["ui/theme.py", "ui/charts.py", "ui/tables.py", "ui/locale_zh.py"])
 def test_pure_modules_do_not_import_streamlit(module):
     tree = ast.parse((REPO / module).read_text())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -44,29 +44,6 @@ def test_unknown_model_colour_is_stable():
     assert theme.model_color("my-new-model") in theme.SPARE_COLORS
 
 
-# ------------------------------------------------------------------------------------------ options
-def test_build_options_by_family():
-    reg = Registry.load()
-    opts = tables.build_options(reg, ["w2v", "bert", "sbert", "esim"], -1, "cls", "mean")
-    assert opts == {"bert": {"layer": -1, "pooling": "cls"}, "w2v": {"weighting": "mean"}}
-    assert tables.build_options(reg, ["sbert"], -2, "mean", "sif") == {}
-
-
-def test_layer_choices_follow_the_loaded_model():
-    assert tables.layer_choices(6) == list(range(-7, 0))  # the bundled MiniLM backbone
-    assert tables.layer_choices(12) == list(range(-13, 0))  # BERT-base: 13 hidden states
-    assert tables.layer_choices(12, declared=6, keep=[-20]) == list(range(-13, 0))  # loaded: its own range wins
-
-
-def test_layer_choices_before_the_model_is_loaded():
-    assert tables.layer_choices() == list(range(-tables.DEFAULT_BERT_LAYERS - 1, 0))
-    assert tables.layer_choices(None, declared=12) == list(range(-13, 0))
-    assert tables.layer_choices(None, declared=0) == list(range(-7, 0))  # nonsense declaration: the default
-    # the configured layer and a copied URL's layer stay selectable until the model says otherwise
-    assert tables.layer_choices(None, keep=[-2, -10]) == list(range(-10, 0))
-    assert tables.layer_choices(None, keep=[None, 3]) == list(range(-7, 0))  # positive indices need no room
-
-
 # -------------------------------------------------------------------------------------------- pairs
 def test_pairs_from_editor_skips_blank_rows_and_reports_half_rows():
     frame = pd.DataFrame({"sentence_a": ["a", " ", None, "c", ""], "sentence_b": ["b", "x", None, float("nan"), ""]})
@@ -88,51 +65,46 @@ def _result(key, scores, used=None, warnings=None, error=None):
 
 def test_scores_frame_columns_variants_and_failures():
     results = {
-        "w2v": _result("w2v", [0.5, float("nan")], warnings=[[], ["A: no known words"]]),
+        "w2v": _result("w2v", [0.5, float("nan")], warnings=[[], ["A: no known words: every word is out of vocabulary (x)"]]),
         "esim": _result("esim", [0.9, 0.1], used=["esim", "esim-zh"]),
         "bert": _result("bert", None, error="bert could not be loaded"),
     }
-    f = tables.scores_frame(["x", "y"], ["u", "v"], results, warnings=True)
+    f = tables.scores_frame(["x", "y"], ["u", "v"], results)
     assert f["pair"].tolist() == [1, 2]
     assert f["score_w2v"].iloc[0] == 0.5 and math.isnan(f["score_w2v"].iloc[1])
-    assert f["scored_by_esim"].tolist() == ["esim", "esim-zh"]
-    assert f["score_bert"].isna().all()
-    assert f["warnings_bert"].iloc[0].startswith("failed:")
-    assert f["warnings_w2v"].iloc[1] == "A: no known words"
-    assert "scored_by_w2v" not in f
+    assert f["scored_by_esim"].tolist() == ["esim", "esim-zh"] and f["scored_by_w2v"].tolist() == ["w2v", "w2v"]
+    assert f["score_bert"].isna().all() and f["warnings_bert"].iloc[0].startswith("failed:")
+    cells = tables.score_cells_frame(["x", "y"], ["u", "v"], results)
+    assert cells["w2v"].tolist() == ["0.500", "n/a: A: no known words: every word is out of vocabulary (x)"]
+    assert cells["esim"].tolist() == ["0.900", "0.100 → esim-zh"]
+    assert cells["bert"].tolist() == ["n/a: failed: bert could not be loaded"] * 2
+
+
+def test_score_cell_never_shows_none_or_nan():
+    assert tables.score_cell(0.81234, []) == "0.812"
+    assert tables.score_cell(float("nan"), ["A: text looks Chinese", "B: empty text: no score"]) == "n/a: B: empty text: no score"
+    assert tables.score_cell(float("nan"), []) == "n/a: undefined"
+    assert tables.score_cell(None, ["x"], na=lambda r: f"无: {r}") == "无: x"
 
 
 def test_explain_frame_rows_per_model():
-    results = {"w2v": _result("w2v", [float("nan")], warnings=[["A: no known words"]]),
+    results = {"w2v": _result("w2v", [float("nan")], warnings=[["A: no known words: x"]]),
                "bert": _result("bert", None, error="boom")}
-    f = tables.explain_frame(0, results, {"w2v": "GloVe"}, {"w2v": "SIF"})
+    f = tables.explain_frame(0, results, {"w2v": "GloVe"}, {"w2v": "weighting=sif"})
     assert f["model"].tolist() == ["GloVe", "bert"]
-    assert f["score"].isna().all()
-    assert f["warnings"].tolist() == ["A: no known words", "failed: boom"]
-    assert f["settings"].iloc[0] == "SIF"
+    assert f["score"].tolist() == ["n/a: A: no known words: x", "n/a: failed: boom"]
+    assert f["settings"].iloc[0] == "weighting=sif"
+    assert tables.settings_text({"layer": -2, "pooling": "mean", "max_tokens": 256}, ["layer", "pooling"]) == \
+        "layer=-2, pooling=mean"
 
 
-def test_settings_text_per_family():
-    assert "layer -2 of 6, mean pooling" in tables.settings_text({"family": "bert", "layer": -2, "layers": 6, "pooling": "mean", "max_tokens": 256})
-    assert tables.settings_text({"family": "w2v", "weighting": "mean"}) == "plain average"
-    assert tables.settings_text(None) == ""
+def test_cluster_names_sort_as_numbers():
+    names = tables.cluster_names([0, 9, 10, -1, 1])
+    assert names == ["cluster 01", "cluster 10", "cluster 11", "no vector", "cluster 02"]
+    assert sorted(n for n in names if n != "no vector") == ["cluster 01", "cluster 02", "cluster 10", "cluster 11"]
 
 
-# ----------------------------------------------------------------------------------------- overlaps
-def test_jaccard_and_overlap_matrix():
-    assert tables.jaccard({1, 2}, {2, 3}) == pytest.approx(1 / 3)
-    assert tables.jaccard(set(), set()) == 1.0
-    m = tables.overlap_matrix({"a": [{1, 2}, {5}], "b": [{1, 2}, {6}], "c": [{3, 4}, {5}]})
-    assert m.loc["a", "b"] == pytest.approx(0.5)  # identical on query 1, disjoint on query 2
-    assert m.loc["a", "c"] == pytest.approx(0.5)
-    assert m.loc["b", "c"] == 0.0
-    assert np.allclose(m.to_numpy(), m.to_numpy().T) and (np.diag(m) == 1).all()
-
-
-def test_topk_sets_drop_padding():
-    assert tables.topk_sets(np.array([[3, 1, -1], [-1, -1, -1]])) == [{1, 3}, set()]
-
-
+# ---------------------------------------------------------------------------------------- neighbours
 def _nb(key, idx, sc):
     return Neighbours(np.array(idx), np.array(sc, dtype=np.float32), [[] for _ in idx], [], key)
 
@@ -143,7 +115,9 @@ def test_neighbours_frame_candidate_union_and_rerank():
     f = tables.neighbours_frame(["q"], corpus, ["l0", "l1", "l2", "l3"], res)
     assert len(f) == 4 and set(f["model"]) == {"w2v", "sbert"}
     assert f.loc[(f.model == "sbert") & (f["rank"] == 1), "text"].item() == "c2"
-    cands = tables.candidate_union(res, 0)
+    from backend.retrieval import candidate_union
+
+    cands = candidate_union(res, 0)
     assert cands == [0, 2, 1]  # best ranks first, no duplicates
     rr = tables.rerank_frame("q", cands, corpus, None, np.array([0.1, 0.9, np.nan]), res, 0)
     assert rr["text"].tolist() == ["c2", "c0", "c1"]  # NaN (no score) last
@@ -151,63 +125,7 @@ def test_neighbours_frame_candidate_union_and_rerank():
     assert rr.loc[0, "rank_sbert"] == 1 and pd.isna(rr.loc[0, "rank_w2v"])
 
 
-def test_kmeans_labels_seeded_and_marks_missing_vectors():
-    rng = np.random.default_rng(0)
-    ex, ey = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
-    x = np.vstack([rng.normal(0, 0.01, (5, 3)) + ex, rng.normal(0, 0.01, (5, 3)) + ey, np.zeros((1, 3))])
-    valid = np.array([True] * 10 + [False])
-    lab = tables.kmeans_labels(x, valid, 2, seed=1)
-    assert lab[-1] == "no vector"
-    assert len(set(lab[:5])) == 1 and len(set(lab[5:10])) == 1 and lab[0] != lab[5]
-    assert lab == tables.kmeans_labels(x, valid, 2, seed=1)
-
-
-# -------------------------------------------------------------------------------------------- batch
-def test_label_metrics_binary_uses_roc_auc():
-    f = pd.DataFrame({"label": [0, 0, 1, 1], "score_a": [0.1, 0.2, 0.8, 0.9], "score_b": [0.9, 0.8, 0.2, np.nan]})
-    m = tables.label_metrics(f, "label", ["a", "b"])
-    assert m["metric"].tolist() == ["ROC-AUC", "ROC-AUC"]
-    assert m.loc[0, "value"] == 1.0
-    assert m.loc[1, "pairs"] == 3 and m.loc[1, "value"] == 0.0
-
-
-def test_label_metrics_graded_uses_spearman_and_handles_constant():
-    f = pd.DataFrame({"score": ["0.5", "2", "4.5", "5"], "score_a": [0.1, 0.3, 0.2, 0.9], "score_c": [0.5] * 4})
-    m = tables.label_metrics(f, "score", ["a", "c", "missing"])
-    assert m["metric"].tolist() == ["Spearman ρ", "Spearman ρ"]
-    assert m.loc[0, "value"] == pytest.approx(0.8)
-    assert math.isnan(m.loc[1, "value"])  # a constant score has no rank correlation
-
-
-def test_is_binary():
-    assert tables.is_binary(pd.Series(["0", "1", "1"]))
-    assert not tables.is_binary(pd.Series([0, 1, 2]))
-    assert not tables.is_binary(pd.Series([1, 1]))
-
-
-def test_score_in_chunks_estimates_from_first_chunk_and_keeps_order():
-    from tests.fakes import fake_backend
-
-    be = fake_backend(scorers={"ok": lambda a, b: len(a) / 10}, broken=("bad",))
-    frame = pd.DataFrame({"s1": [f"x{'y' * (i % 5)}" for i in range(10)], "s2": ["b"] * 10, "gold": range(10)})
-    seen: list[tables.BatchProgress] = []
-    out, errors, seconds = tables.score_in_chunks(be, frame, "s1", "s2", ["ok", "bad"], seen.append, chunk_rows=4)
-    assert [c for c in out.columns if c.startswith("score_")] == ["score_ok", "score_bad"]
-    assert out["score_ok"].tolist() == pytest.approx([len(s) / 10 for s in frame["s1"]])
-    assert out["score_bad"].isna().all() and "model files not found" in errors["bad"]
-    assert seen[-1].done == seen[-1].total == 10
-    assert seen[0].estimate is None and seen[-1].estimate is not None
-    assert seconds >= 0
-
-
-def test_score_in_chunks_empty_frame():
-    from tests.fakes import fake_backend
-
-    be = fake_backend(scorers={"ok": lambda a, b: 1.0})
-    out, errors, _ = tables.score_in_chunks(be, pd.DataFrame({"a": [], "b": []}), "a", "b", ["ok"])
-    assert out.empty and "score_ok" in out and errors == {}
-
-
+# ------------------------------------------------------------------------------------------- models
 def test_empty_cells_and_format_seconds():
     f = pd.DataFrame({"a": ["x", "", " ", "y"], "b": ["y", "z", "w", ""]})
     assert tables.empty_cells(f, "a", "b") == 3
@@ -215,15 +133,6 @@ def test_empty_cells_and_format_seconds():
     assert tables.format_seconds(4.24) == "4.2 s"
     assert tables.format_seconds(200) == "3 min 20 s"
     assert tables.format_seconds(3900) == "1 h 05 min"
-
-
-def test_example_pairs_frame_is_a_valid_batch_file():
-    from backend.io import guess_label_column, guess_text_columns
-
-    f = tables.example_pairs_frame()
-    assert guess_text_columns(f) == ("sentence1", "sentence2")
-    assert guess_label_column(f, exclude=("sentence1", "sentence2")) == "label"
-    assert tables.is_binary(f["label"])
 
 
 def test_model_facts_and_counts():
@@ -237,24 +146,6 @@ def test_model_facts_and_counts():
     esim = dict(tables.model_facts({"family": "esim", "score": "native", "dev_spearman": 0.76941}))
     assert esim["score"] == "native" and esim["STS-B dev Spearman"] == "0.769"
     assert tables.format_count(None) == "—" and tables.format_count(384) == "384"
-
-
-def test_measure_speed_units_and_fresh_texts():
-
-    seen: list[str] = []
-
-    from tests.fakes import fake_backend
-
-    def vec(t: str) -> np.ndarray:
-        seen.append(t)
-        return np.ones(8)
-
-    be = fake_backend(encoders={"fake": vec}, scorers={"fake_cross": lambda a, b: 0.0})
-    out = tables.measure_speed(be.model("fake"), ["one", "two"], n=8, seed=0)
-    assert out["unit"] == "sentences" and out["per_second"] > 0 and out["latency_ms"] >= 0
-    timed = seen[10:]  # after the five single-pair latency calls (two texts each)
-    assert len(timed) == len(set(timed)) == 8  # every timed text is new (no cache can answer)
-    assert tables.measure_speed(be.model("fake_cross"), ["one"], n=8, seed=0)["unit"] == "pairs"
 
 
 # ------------------------------------------------------------------------------------------- charts
@@ -365,14 +256,19 @@ def test_calibration_curve_over_the_background():
     assert len(charts.calibration_curve("sbert", grid, grid, "logistic").data) == 1  # no background
 
 
-def test_probe_heatmap_labels_layers_and_undefined_cells():
-    frame = pd.DataFrame([[50.0, np.nan], [61.25, 40.0]], index=pd.Index([0, 1], name="layer"), columns=["mean", "cls"])
+def test_probe_heatmap_axes_are_categorical_and_complete():
+    """Every hidden state is a row named both ways (the sidebar's negative index and the layer), none dropped."""
+    frame = pd.DataFrame([[50.0, np.nan], [61.25, 40.0], [70.0, 45.0]], index=pd.Index([0, 1, 2], name="layer"),
+                         columns=["mean", "cls"])
     fig = charts.probe_heatmap(frame, "bert", 1500, whitened=True)
     assert len(fig.data) == 1
-    assert list(fig.data[0].y) == ["0 (embeddings)", "1"] and list(fig.data[0].x) == ["mean", "cls"]
-    assert [list(r) for r in fig.data[0].text] == [["50.0", "–"], ["61.2", "40.0"]]
-    assert "1,500 pairs, whitened" in fig.layout.title.text
-    assert fig.layout.xaxis.title.text == "pooling" and fig.layout.yaxis.title.text == "hidden layer"
+    rows = ["-3 · embeddings", "-2 · layer 1", "-1 · layer 2"]
+    assert list(fig.data[0].y) == rows and list(fig.data[0].x) == ["mean", "cls"]
+    assert fig.layout.yaxis.type == "category" and list(fig.layout.yaxis.categoryarray) == rows
+    assert [list(r) for r in fig.data[0].text] == [["50.0", "–"], ["61.2", "40.0"], ["70.0", "45.0"]]
+    assert "1,500 pairs" in fig.layout.title.text and "whitened" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "pooling"
+    assert charts.layer_label(0, 7) == "-7 · embeddings" and charts.layer_label(5, 7) == "-2 · layer 5"
 
 
 def test_training_curves_one_line_per_metric_in_the_model_colour():
@@ -388,24 +284,8 @@ def test_training_curves_one_line_per_metric_in_the_model_colour():
     assert one.data[0].line.color == theme.model_color("w2v") and not one.layout.showlegend
 
 
-def test_parse_label_range():
-    assert tables.parse_label_range("") is None and tables.parse_label_range("  ") is None
-    assert tables.parse_label_range("0, 5") == (0.0, 5.0)
-    for bad in ("5", "0,1,2", "a,b", "5,0"):
-        with pytest.raises(ValueError, match="label range"):
-            tables.parse_label_range(bad)
 
 
-def test_majority_language_of_small_and_mixed_sets():
-    zh = ["今天天气很好", "我喜欢读书"]
-    assert tables.majority_language(zh * 40) == "zh"  # 80 pairs: fewer than the 200 sampled, still Chinese
-    assert tables.majority_language(["The cat sleeps."] * 3 + zh) == "en"
-    assert tables.majority_language([]) == "en"
-
-
-def test_score_span_and_nearest_words_frame():
-    assert tables.score_span((0.2, 0.8)) == (0.2, 0.8)
-    assert tables.score_span((0.2, 0.8), np.array([-0.1, 0.5])) == (-0.1, 0.8)
-    assert tables.score_span((0.2, 0.8), np.array([])) == (0.2, 0.8)
+def test_nearest_words_frame():
     f = tables.nearest_words_frame([("dog", 0.9), ("cat", 0.8)])
     assert list(f.columns) == ["word", "cosine"] and f["word"].tolist() == ["dog", "cat"]

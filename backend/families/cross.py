@@ -1,0 +1,121 @@
+"""A fine-tuned cross-encoder: one BERT reads both sentences (``[CLS] a [SEP] b [SEP]``) and gives one score.
+
+This is the study notes' ranking model ("recall with sentence vectors, then rank with a fine-tuned BERT that reads
+both sentences"). It is a pair scorer only: it gives no sentence vectors, so it appears on Compare, Batch, the
+Evaluation lab and as a reranker, never on Neighbours or Projection. The score is ``sigmoid(logit)`` in [0, 1]
+(trained on STS-B gold / 5): a probability-like value, not a cosine.
+
+Weights are a compact checkpoint folder (``backend/cross/checkpoint.py``: fp16 safetensors without the frozen
+word embeddings, which come from the installed base model), trained by ``python -m backend.cross train``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
+from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
+from backend.devices import dtype_name, pick_dtype
+from backend.options import Option
+from backend.registry import ModelSpec
+
+
+class CrossEncoderModel(PairScorer):
+    """A compact cross-encoder checkpoint in the :class:`~backend.base.PairScorer` role."""
+
+    OPTIONS = (
+        Option("symmetric", bool, True, "Average the scores of (a, b) and (b, a): a cross-encoder reads its input in "
+               "order, so the two can differ a little; averaging makes the score symmetric at twice the cost.",
+               runtime=True, label="both orders"),
+        Option("max_tokens", int, 0, "Word pieces read per pair, [CLS] and both [SEP]s included (0 = the "
+               "checkpoint's own limit); a longer pair is cut, longer side first, with a warning.", low=0, high=512),
+    )
+    default_batch_size = 32
+    #: pairs per forward call between lock releases, so a long job lets other requests through.
+    BATCHES_PER_CALL = 4
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
+        super().__init__(spec, device)
+        t0 = time.perf_counter()
+        folder = spec.resolve_source()
+        self.config = read_compact_config(folder)[SECTION]
+        # Half precision halves a GPU's memory traffic; on a CPU it is slower than fp32, so it stays fp32 there.
+        self.torch_dtype = pick_dtype(device)
+        self.net = load_compact(folder, device, self.torch_dtype if device != "cpu" else None)
+        limit = int(self.options["max_tokens"]) or int(self.config.get("max_length", 128))
+        self.max_tokens = min(limit, int(getattr(self.net.model.config, "max_position_embeddings", 512)))
+        self.net.max_length = self.max_tokens
+        self.tokenizer = self.net.tokenizer
+        self.languages = ("en", "zh") if spec.language == "multi" else (spec.language,)
+        self._apply_options()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _apply_options(self) -> None:
+        self.symmetric = bool(self.options["symmetric"])
+
+    @property
+    def score_meaning(self) -> str:  # type: ignore[override]
+        """What the number is, for cards and axis labels."""
+        return "sigmoid of one logit in [0, 1] (STS-B gold / 5), not a cosine"
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        training = self.config.get("training", {}) or {}
+        out.update(
+            parameters=int(sum(p.numel() for p in self.net.model.parameters())),
+            max_tokens=self.max_tokens,
+            score=self.score_meaning,
+            dtype=dtype_name(next(self.net.model.parameters()).dtype),
+            architecture=type(self.net.model).__name__,
+            base=self.config.get("base_source"),
+            dev_spearman=training.get("dev_spearman"),
+            symmetric=self.symmetric,
+        )
+        return out
+
+    def _truncation(self, a: list[str], b: list[str]) -> list[list[str]]:
+        """Which side of each over-long pair is cut and after which word piece (longest-first, as the tokenizer)."""
+        budget = self.max_tokens - self.tokenizer.num_special_tokens_to_add(pair=True)
+        out: list[list[str]] = [[] for _ in a]
+        long = [i for i in range(len(a)) if len(a[i]) + len(b[i]) > budget]  # fewer characters cannot overflow
+        if not long:
+            return out
+        with self.lock:
+            ids_a = self.tokenizer([a[i] for i in long], add_special_tokens=False)["input_ids"]
+            ids_b = self.tokenizer([b[i] for i in long], add_special_tokens=False)["input_ids"]
+        for i, xa, xb in zip(long, ids_a, ids_b, strict=True):
+            la, lb = len(xa), len(xb)
+            if la + lb <= budget:
+                continue
+            ka, kb = la, lb
+            while ka + kb > budget:  # the tokenizer's "longest_first": one token off the longer side at a time
+                if ka > kb:
+                    ka -= 1
+                else:
+                    kb -= 1
+            for side, ids, n, kept in (("A", xa, la, ka), ("B", xb, lb, kb)):
+                if kept < n:
+                    last = self.tokenizer.convert_ids_to_tokens(ids[kept - 1]) if kept else ""
+                    out[i].append(truncation_message(n, kept, last, "word pieces", kept=kept, side=side)
+                                  + f" (the pair's limit is {self.max_tokens})")
+        return out
+
+    def _score_pairs(self, a: list[str], b: list[str], batch_size: int, progress: ProgressFn | None) -> PairScores:
+        scores = np.zeros(len(a), dtype=np.float32)
+        # Longest pairs first (fewer pad tokens per batch); the lock is held per call, not for the whole request.
+        order = np.argsort([-(len(x) + len(y)) for x, y in zip(a, b, strict=True)], kind="stable")
+        step = batch_size * self.BATCHES_PER_CALL
+        for start in range(0, len(a), step):
+            idx = order[start : start + step]
+            with self.lock:
+                scores[idx] = score_pairs(self.net, [a[i] for i in idx], [b[i] for i in idx], symmetric=self.symmetric,
+                                          batch_size=batch_size)
+            if progress is not None:
+                progress(start + len(idx), len(a))
+        return PairScores(scores, self._truncation(a, b), self.key)
+
+
+Model = CrossEncoderModel
