@@ -101,7 +101,8 @@ run_evaluate.configure = _configure_evaluate
 # ------------------------------------------------------------------------------------------------ probe
 @command("probe", "BERT layer probe: Spearman for every hidden layer x pooling")
 def run_probe(args: argparse.Namespace) -> int:
-    from backend.probe import probe_model
+    from backend.probe import layer_name, probe_model
+    from backend.verdicts import probe_verdict
 
     try:
         data = _load(args)
@@ -125,14 +126,14 @@ def run_probe(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), ensure_ascii=False))
         return 0
     frame = result.frame().reset_index()
-    frame["layer"] = [f"{i} (embeddings)" if i == 0 else str(i) for i in frame["layer"]]
+    frame["layer"] = [layer_name(int(i), len(frame)) for i in frame["layer"]]
     print(f"{result.model}: Spearman x100 on {result.n} pairs{' (whitened)' if result.whitened else ''}")
     print(format_table(frame))
     fla = result.first_last_avg
     print(f"first_last_avg: {'-' if fla is None else f'{fla:.2f}'}")
-    best = result.best()
-    if best:
-        print(f"best: layer {best[0]}, {best[1]} pooling, {best[2]:.2f}")
+    verdict = probe_verdict(result)
+    if verdict:
+        print(verdict.text())
     return 0
 
 

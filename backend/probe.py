@@ -96,6 +96,13 @@ class ProbeResult:
         }
 
 
+def layer_name(index: int, n_states: int) -> str:
+    """A hidden state named both ways: its negative index (as ``--models bert:layer=-2`` and the sidebar name it)
+    and what it is: ``"-2 · layer 5"``, ``"-7 · embeddings"``."""
+    neg = index - n_states
+    return f"{neg} · embeddings" if index == 0 else f"{neg} · layer {index}"
+
+
 def _num(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 4)
 

@@ -2,11 +2,12 @@
 
 Starts ``streamlit run app.py`` on a free port, warms it with one visitor, then drives N sessions of Debian's
 chromium at the same time (Playwright's async API; never downloads a browser). Each session repeats: pick another
-Compare preset and wait for the chart, ask Neighbours a new query and wait for the tables, upload a 200-row batch
-file, score it and wait for the download. Prints every action's latency (p50, p95, max) and whether any page
-showed an error box; exits 1 when p95 is over the target or an error box appeared.
+Compare preset and wait for the chart, ask Neighbours a new query and wait for the tables, load the Batch page's
+example file (or, with ``--upload N``, upload N rows of its own, different in every session), score it and wait
+for the download. Prints every action's latency (p50, p95, max) and whether any page showed an error box; exits 1
+when p95 is over the target or an error box appeared.
 
-    python bench/bench_visitors.py [--sessions 8] [--rounds 2] [--target 15]
+    python bench/bench_visitors.py [--sessions 8] [--rounds 2] [--target 15] [--upload 0]
 """
 
 from __future__ import annotations
@@ -91,9 +92,13 @@ async def visitor(browser, base: str, n: int, rounds: int, batch_file: str, out:
         t0 = time.perf_counter()
         await page.goto(f"{base}/batch")
         await settle(page)
-        await page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(batch_file)
-        await page.get_by_role("button", name="Score 200 pairs").click()
-        await page.get_by_role("button", name="Download all 200 rows").wait_for()
+        if batch_file:
+            await page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(batch_file)
+        else:
+            await page.get_by_role("button", name="Use an example file").click()
+        await settle(page)
+        await page.get_by_role("button", name="Score ").click()
+        await page.get_by_role("button", name="Download all ").wait_for()
         out.append(("batch", time.perf_counter() - t0))
         bad.append(await errors(page))
     await ctx.close()
@@ -121,14 +126,17 @@ def main() -> int:
     p.add_argument("--sessions", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--target", type=float, default=15.0, help="p95 seconds per action")
+    p.add_argument("--upload", type=int, default=0, help="rows of a file to upload instead of the example file")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        batch_file = str(Path(d) / "pairs.csv")
-        with open(batch_file, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["sentence1", "sentence2"])
-            for i in range(200):
-                w.writerow([f"Row {i}: the parcel was delivered on day {i % 7}.", f"Delivery {i} arrived at the door."])
+        batch_file = ""
+        if args.upload:
+            batch_file = str(Path(d) / "pairs.csv")
+            with open(batch_file, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["sentence1", "sentence2"])
+                for i in range(args.upload):
+                    w.writerow([f"Row {i}: the parcel was delivered on day {i % 7}.", f"Delivery {i} arrived at the door."])
         port = free_port()
         proc = start_server(port)
         try:

@@ -139,4 +139,11 @@ def test_probe_cli_json_round_trip(tmp_path, capsys):
     assert out["n"] == len(PAIRS) and out["whitened"] is False
     assert main(["probe", str(path), "--model", "bert", "--quiet", "--device", "cpu"]) == 0
     human = capsys.readouterr().out
-    assert "0 (embeddings)" in human and "first_last_avg" in human and "best: layer" in human
+    assert "-7 · embeddings" in human and "-2 · layer 5" in human and "first_last_avg" in human
+    assert "pooling is best" in human or "default (layer -2, mean pooling) is also the best" in human
+
+
+def test_layer_names_give_both_numberings():
+    from backend.probe import layer_name
+
+    assert [layer_name(i, 7) for i in (0, 5, 6)] == ["-7 · embeddings", "-2 · layer 5", "-1 · layer 6"]

@@ -57,6 +57,8 @@ def page_settings() -> Settings:
     """The sidebar's settings for this run; draws the frame first when Streamlit started this page on its own."""
     settings = getattr(_RUN, "settings", None)
     if settings is None:
-        _, settings = draw_frame()
-        _RUN.settings = None  # nothing runs after this page in such a run: forget it for the next one
+        draw_frame()  # its st.navigation switches the old pages/ mode off for the whole process
+        # Run again, now through app.py, so this session's widgets have the ids every later run gives them (a click
+        # on a widget drawn by this stand-alone run would otherwise be lost). The URL and the page stay.
+        st.rerun()
     return settings
