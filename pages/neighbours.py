@@ -45,7 +45,17 @@ def search(queries: list[str], texts: list[str], k: int, keys: list[str], option
     return results, errors, notes
 
 
-def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None, note: str | None) -> None:
+def notes_ui(notes: dict[str, str | None]) -> None:
+    """Each routing note once, with the models it applies to (a mixed corpus gives every model the same note)."""
+    by_note: dict[str, list[str]] = {}
+    for key, note in notes.items():
+        if note:
+            by_note.setdefault(note, []).append(key)
+    for note, keys in by_note.items():
+        st.caption("ℹ️ " + ", ".join(keys) + ": " + tw(note))
+
+
+def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None) -> None:
     """One model's top-k for query ``q``: readable texts (they wrap), scores, and what to know."""
     st.markdown(f"**{swatch(key, label)}**" + (f" → `{nb.model}`" if nb.model != key else ""), unsafe_allow_html=True)
     rows = [{"#": r + 1, t("score"): float(s), t("text"): texts[i], **({t("label"): labels[i]} if labels else {})}
@@ -57,8 +67,6 @@ def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: 
     if "pair_scorer" in state.backend().roles(nb.model):
         st.caption(t("Ranked by the cosine of its encoder vectors; rerank below for its real pair score."))
     warnings_ui(nb.warnings[q])
-    if note:
-        st.caption("ℹ️ " + tw(note))
 
 
 def neighbours_ui() -> None:
@@ -90,6 +98,7 @@ def neighbours_ui() -> None:
     overlap = overlap_matrix(sets) if len(results) >= 2 else None
     if overlap is not None:
         verdict_ui([overlap_verdict(overlap, k)])
+    notes_ui(notes)
     reranked = []
     for q, tab in enumerate(st.tabs([f"{q + 1}. {plain(x, 40)}" for q, x in enumerate(queries)])):
         with tab:
@@ -99,8 +108,7 @@ def neighbours_ui() -> None:
                     if key in errors:
                         st.error(t("{key} failed: {error}", key=key, error=short_error(errors[key])))
                         continue
-                    model_column_ui(key, settings.labels.get(key, key), results[key], q, corpus.texts, corpus.labels,
-                                    notes.get(key))
+                    model_column_ui(key, settings.labels.get(key, key), results[key], q, corpus.texts, corpus.labels)
             if reranker != none and results:
                 cands = candidate_union(results, q)
                 r = be.rerank(reranker, queries[q], [corpus.texts[i] for i in cands], settings.options.get(reranker))

@@ -256,7 +256,7 @@ ZH: dict[str, str] = {
     "gold label (rounded down)": "金标准标签（向下取整）",
     "graded": "分级",
     "hidden state (index · layer)": "隐藏状态（索引 · 层）",
-    "hidden_states[{v}] is": "hidden_states[{v}] 对应",
+    "{v} means: {parts}": "{v} 对应：{parts}",
     "how close the scores are to a straight line against the gold labels (x100).": "分数与金标准标签的线性相关程度（x100）。",
     "how high the relevant sentences sit in the top 10, 1 when they are all at the top.": "相关句子在前 10 名中排得有多靠前，全部排在最前时为 1。",
     "how well a model's scores put the pairs in the gold order (x100; 100 = the same order).": "模型分数对句对的排序与金标准排序的一致程度（x100；100 = 顺序完全相同）。",

@@ -78,8 +78,8 @@ def _layer_caption(value: int, depths: dict[str, int]) -> str:
     for key, depth in depths.items():
         i = value + depth + 1
         name = t("embedding output") if i == 0 else t("layer {i} of {n}", i=i, n=depth)
-        parts.append(f"{key}: {name}")
-    return t("hidden_states[{v}] is", v=value) + " " + "; ".join(parts)
+        parts.append(f"{key} {name}")
+    return t("{v} means: {parts}", v=value, parts="; ".join(parts))
 
 
 def options_ui(keys: list[str]) -> dict[str, dict[str, Any]]:

@@ -154,6 +154,22 @@ def rerank_frame(query: str, candidates: Sequence[int], corpus: Sequence[str], l
         return out
     out = out.sort_values("rerank_score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     out.insert(1, "rerank", np.arange(1, len(out) + 1))
+    for key in results:  # ranks are whole numbers; a candidate outside a model's top-k has none
+        out[f"rank_{key}"] = out[f"rank_{key}"].astype("Int64")
+    return out
+
+
+def metrics_display(table: pd.DataFrame, kind: str, na: str = "n/a") -> pd.DataFrame:
+    """The Evaluation lab's metrics table as a person reads it: columns that do not apply to the label kind are
+    left out (Spearman/Pearson for 0/1 labels) and any other missing number reads ``n/a`` (its reason is in notes)."""
+    drop = ["spearman", "pearson"] if kind == "binary" else []
+    out = table.drop(columns=[c for c in drop if c in table.columns]).copy()
+    digits = {"spearman": 2, "pearson": 2, "seconds": 2}
+    for c in out.columns:
+        if c in ("model", "notes", "n", "skipped"):
+            continue
+        out[c] = [na if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.{digits.get(c, 3)}f}"
+                  for v in out[c]]
     return out
 
 

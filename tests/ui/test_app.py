@@ -102,7 +102,7 @@ def test_sidebar_draws_a_widget_per_declared_runtime_option():
             for o in family_class(f).OPTIONS if o.runtime}
     assert keys == want
     # the layer slider names both numberings: -2 is layer 5 of the 6-layer backbone
-    assert any("hidden_states[-2] is bert: layer 5 of 6" in c for c in texts(at.sidebar.caption))
+    assert any("-2 means: bert layer 5 of 6" in c for c in texts(at.sidebar.caption))
 
 
 def test_layer_slider_follows_the_loaded_bert(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from ui.charts import roc_pr, score_distributions, score_vs_gold
 from ui.i18n import t
 from ui.lab.common import glossary_ui, job_result_ui, job_seconds, start_job
 from ui.sidebar import Settings
+from ui.tables import metrics_display
 from ui.widgets import download_ui, verdict_ui
 
 #: on a CPU the lab starts on a sample of this many pairs; the full set is one click away, with an estimate.
@@ -60,9 +61,8 @@ def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> Evalua
         return None
     verdict_ui(metrics_verdicts(report))
     table = report.table()
-    st.dataframe(table, hide_index=True, width="stretch", key="lab_metrics_table", column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in ("auc", "avg_precision", "best_f1", "threshold", "accuracy")
-    } | {c: st.column_config.NumberColumn(format="%.2f") for c in ("spearman", "pearson")})
+    st.dataframe(metrics_display(table, report.data.kind, t("n/a")), hide_index=True, width="stretch",
+                 key="lab_metrics_table")
     st.caption(t("Spearman/Pearson ×100; AUC, average precision, best F1 and accuracy in [0, 1]; threshold in score "
                  "units (a pair is called similar at or above it). Undefined metrics are empty, with the reason in "
                  "notes."))
