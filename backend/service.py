@@ -567,26 +567,7 @@ class Backend:
         m = self._encoder(key, options)
         c_enc = self._embed_with(m, corpus, progress)
         q_enc = self._embed_with(m, queries)
-        k_eff = max(0, min(k, len(corpus)))
-        idx_out = np.full((len(queries), k), -1, dtype=np.int64)
-        sc_out = np.full((len(queries), k), np.nan, dtype=np.float32)
-        cvecs = c_enc.vectors
-        for s in range(0, len(queries), 256):
-            q = q_enc.vectors[s : s + 256]
-            sims = q @ cvecs.T
-            sims[:, ~c_enc.valid] = -np.inf
-            if k_eff == 0:
-                continue
-            part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]
-            order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
-            top = np.take_along_axis(part, order, 1)
-            top_s = np.take_along_axis(sims, top, 1)
-            for r in range(top.shape[0]):
-                ok = np.isfinite(top_s[r]) & q_enc.valid[s + r]
-                n_ok = int(ok.sum())
-                idx_out[s + r, :n_ok] = top[r][ok]
-                sc_out[s + r, :n_ok] = top_s[r][ok]
-        return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, m.key)
+        return top_k_neighbours(q_enc, c_enc, k, m.key)
 
     # ---------------------------------------------------------------------------------------- projection
     def project(
@@ -639,6 +620,35 @@ class Backend:
                 "persistent": self.store.info() if self.store is not None else None}
 
 
+def top_k_neighbours(q_enc: Encoding, c_enc: Encoding, k: int, model: str) -> Neighbours:
+    """Exact top-``k`` cosine neighbours of each query row in the corpus rows (matrix product, chunked).
+
+    Rows without a vector are never returned; ``-1`` / NaN pad when fewer than ``k`` are usable. Shared by
+    :meth:`Backend.neighbours` and the HTTP client, so both rank alike.
+    """
+    n_q = len(q_enc)
+    k_eff = max(0, min(k, len(c_enc)))
+    idx_out = np.full((n_q, k), -1, dtype=np.int64)
+    sc_out = np.full((n_q, k), np.nan, dtype=np.float32)
+    cvecs = c_enc.vectors
+    for s in range(0, n_q, 256):
+        q = q_enc.vectors[s : s + 256]
+        sims = q @ cvecs.T
+        sims[:, ~c_enc.valid] = -np.inf
+        if k_eff == 0:
+            continue
+        part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]
+        order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
+        top = np.take_along_axis(part, order, 1)
+        top_s = np.take_along_axis(sims, top, 1)
+        for r in range(top.shape[0]):
+            ok = np.isfinite(top_s[r]) & q_enc.valid[s + r]
+            n_ok = int(ok.sum())
+            idx_out[s + r, :n_ok] = top[r][ok]
+            sc_out[s + r, :n_ok] = top_s[r][ok]
+    return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, model)
+
+
 def reduce_2d(x: np.ndarray, method: str = "umap", seed: int = 42, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
     """Project unit vectors to 2-D with UMAP (cosine) or PCA; tiny inputs fall back to PCA."""
     if method == "umap" and len(x) > 5:
@@ -678,4 +688,4 @@ def get_backend() -> Backend:
 
 
 __all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "RoleError", "get_backend",
-           "reduce_2d"]
+           "reduce_2d", "top_k_neighbours"]
