@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.base import ENCODER, PAIR_SCORER
 from backend.options import Option, OptionError, parse_model_arg
+from backend.registry import ModelRequest
 from backend.server import schemas as S
 from backend.server.metrics import Metrics
 from backend.service import Backend, ModelLoadError, RoleError
@@ -444,26 +445,34 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         a = [p[0] for p in req.pairs]
         b = [p[1] for p in req.pairs]
         check_texts(a + b, "pairs", "/v1/similarity")
-        from backend.registry import ModelRequest
-
         requests = []
-        for i, name in enumerate(req.models if req.models is not None else be.registry.defaults()):
+        for i, item in enumerate(req.models if req.models is not None else be.registry.defaults()):
+            if isinstance(item, S.NamedModel):
+                spec, extra = item.model, dict(item.options or {})
+                name = item.name or item.model
+            else:
+                spec, extra, name = item, {}, item
             try:
-                key, opts = parse_model_arg(name)
+                key, opts = parse_model_arg(spec)
             except OptionError as exc:
                 raise ApiError(422, "invalid_option", str(exc), f"models[{i}]") from None
+            opts.update(extra)
             if key not in be.registry:
                 raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: "
                                f"{', '.join(be.registry.keys())}", f"models[{i}]")
             # A model that fails to load is reported in its result, as the CLI does; still loading -> 503.
             loader.ensure(key, cfg.load_wait_s, fail=False)
-            opts = {**((req.options or {}).get(name) or {}), **opts}
+            if name == key:
+                opts = {**((req.options or {}).get(key) or {}), **opts}
             try:
                 opts = be.check_request(key, opts)
             except OptionError as exc:
                 raise ApiError(422, "invalid_option", str(exc), f"models[{i}]") from None
             except ValueError:
                 pass  # a missing family file: the model's result says so
+            if any(r.name == name for r in requests):
+                raise ApiError(422, "invalid_request", f"models names {name!r} twice; give each a distinct name",
+                               f"models[{i}]")
             requests.append(ModelRequest(name, key, opts))
         if not requests:
             raise ApiError(422, "invalid_request", "models is an empty list: name at least one model", "models")

@@ -99,6 +99,14 @@ class EmbedResponse(BaseModel):
 
 
 # -------------------------------------------------------------------------------------- /v1/similarity
+class NamedModel(Strict):
+    """A model with its options under a name of your choice (two settings of one model are two results)."""
+
+    name: str | None = Field(None, description="Names the result (default: `model`).", examples=["bert-cls"])
+    model: str = MODEL_FIELD
+    options: dict[str, Any] | None = OPTIONS_FIELD
+
+
 class SimilarityRequest(Strict):
     """Score sentence pairs with several models (the CLI's ``pair`` and ``score`` commands)."""
 
@@ -106,9 +114,10 @@ class SimilarityRequest(Strict):
         min_length=1, description="Pairs of texts, each a two-element list `[a, b]`.",
         examples=[[["The chef chops onions for the soup.", "A cook is cutting onions for a soup."]]],
     )
-    models: list[str] | None = Field(
-        None, description="Models, each a key with optional options (`bert:layer=-1`); default: the registry's "
-        "default models.", examples=[["sbert", "bert:pooling=cls", "esim"]],
+    models: list[str | NamedModel] | None = Field(
+        None, description="Models, each a key with optional options (`bert:layer=-1`) or an object "
+        "`{\"name\", \"model\", \"options\"}`; default: the registry's default models.",
+        examples=[["sbert", "bert:pooling=cls", "esim"]],
     )
     options: dict[str, dict[str, Any]] | None = Field(
         None, description="Per-key run-time options for plain keys in `models`.", examples=[{"bert": {"layer": -1}}],
