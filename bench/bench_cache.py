@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 def child(n: int, model: str) -> None:
     """One process: load the model, embed ``n`` sentences, print the timings as JSON."""
-    from bench.bench_backend import load_texts
     from backend.service import Backend
+    from bench.bench_backend import load_texts
 
     texts, _ = load_texts(n)
     be = Backend(device="cpu")  # SIMDASH_CACHE_DIR is set by the parent
