@@ -35,8 +35,10 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_backend import load_texts  # noqa: E402
 
 
-def start_server(port: int, wait_ms: float, model: str) -> subprocess.Popen:
+def start_server(port: int, wait_ms: float, model: str, threads: int | None = None) -> subprocess.Popen:
     env = dict(os.environ, SIMDASH_BATCH_WAIT_MS=str(wait_ms), SIMDASH_CACHE="memory", HF_HUB_OFFLINE="1")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return subprocess.Popen(
         [sys.executable, "-m", "backend", "serve", "--port", str(port), "--models", model, "--log-level", "warning",
          "--no-access-log"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -90,6 +92,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="baseline/batched phase pairs")
     ap.add_argument("--wait-ms", type=float, default=5.0, help="SIMDASH_BATCH_WAIT_MS of the batched server")
     ap.add_argument("--model", default="sbert")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of both servers (OMP_NUM_THREADS; default: torch's own, one per core)")
     ap.add_argument("--full", action="store_true", help="24 requests per client, two rounds")
     args = ap.parse_args()
     if args.full:
@@ -103,13 +107,13 @@ def main() -> None:
     # Every request gets a sentence no server has seen (its in-memory cache would answer otherwise).
     texts = [t if i < len(texts) else f"{texts[i % len(texts)]} ({i})" for i, t in enumerate(texts + [""] * need)][:need]
     ports = {"baseline": free_port(), "batched": free_port()}
-    procs = {"baseline": start_server(ports["baseline"], 0, args.model),
-             "batched": start_server(ports["batched"], args.wait_ms, args.model)}
+    procs = {"baseline": start_server(ports["baseline"], 0, args.model, args.threads),
+             "batched": start_server(ports["batched"], args.wait_ms, args.model, args.threads)}
     try:
         for name, p in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", args.model, p)
         print(f"# {args.clients} clients x {args.per_client} single-sentence requests per phase; {what}; "
-              f"model {args.model}; batched server: wait {args.wait_ms} ms")
+              f"model {args.model}; batched server: wait {args.wait_ms} ms; torch threads {args.threads or 'default'}")
         # Warm-up: first requests allocate buffers and start the batching thread.
         warm = texts[-64:]
         for name in procs:
