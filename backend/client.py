@@ -333,6 +333,17 @@ class RemoteBackend:
         return self.score_pairs(key, [query] * len(candidates), list(candidates), options)
 
 
+def backend_from_env(**kwargs: Any):
+    """A :class:`RemoteBackend` on ``$SIMDASH_BACKEND_URL`` when it is set, else a local
+    :class:`~backend.service.Backend` (keyword arguments go to the one built)."""
+    url = os.environ.get("SIMDASH_BACKEND_URL", "").strip()
+    if url:
+        return RemoteBackend(url, **kwargs)
+    from backend.service import Backend
+
+    return Backend(**kwargs)
+
+
 def _arg(v: Any) -> str:
     """An option value in ``key:option=value`` syntax (JSON for everything but plain strings)."""
     import json
@@ -340,4 +351,4 @@ def _arg(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-__all__ = ["RemoteBackend", "RemoteError", "RemoteRegistry"]
+__all__ = ["RemoteBackend", "RemoteError", "RemoteRegistry", "backend_from_env"]

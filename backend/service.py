@@ -5,6 +5,12 @@ vectors per (model configuration, text), and offers the operations the dashboard
 :meth:`~Backend.similarity`, :meth:`~Backend.embed`, :meth:`~Backend.neighbours`, :meth:`~Backend.project`
 and :meth:`~Backend.rerank`. A model that fails to load or raises produces an error *for that model only*:
 operations over several models return a result per model, with ``error`` set where it failed.
+
+Two layers sit under every vector and native pair score: a cache (an in-memory LRU, then the persistent SQLite
+store of :mod:`backend.cache` shared by every process on the machine) and, for what neither has, dynamic batching
+(:mod:`backend.batching`): concurrent calls for the same model configuration — dashboard sessions are threads,
+and so are the HTTP server's requests — are merged into shared forward passes. ``SIMDASH_CACHE=0`` and
+``SIMDASH_BATCH_WAIT_MS=0`` switch them off.
 """
 
 from __future__ import annotations

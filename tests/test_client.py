@@ -168,3 +168,15 @@ def test_unreachable_server_and_wrong_key(pair):
 
     with pytest.raises(RemoteError, match="401"):
         RemoteBackend(pair[1].url, api_key="wrong").roles("enc")
+
+
+def test_backend_from_env(monkeypatch, pair):
+    from backend.client import backend_from_env
+    from backend.service import Backend
+
+    monkeypatch.setenv("SIMDASH_BACKEND_URL", pair[1].url)
+    monkeypatch.setenv("SIMDASH_API_KEY", "t0ken")
+    remote = backend_from_env()
+    assert isinstance(remote, RemoteBackend) and remote.roles("enc") == frozenset({"encoder"})
+    monkeypatch.delenv("SIMDASH_BACKEND_URL")
+    assert isinstance(backend_from_env(device="cpu", cache_dir="memory"), Backend)
