@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from backend.cli import command
@@ -20,6 +21,11 @@ from backend.cli import command
 
 @command("serve", "serve the models over HTTP (OpenAI-compatible /v1/embeddings, /v1/similarity, /v1/rerank, ...)")
 def run_serve(args: argparse.Namespace) -> int:
+    # OpenMP threads that spin between parallel regions (libgomp's default) starve the forward pass itself when
+    # the CPU is shared: on our 2-core machine under load, merged batches ran 3-5x slower with spinning than
+    # with sleeping workers (bench/bench_server.py). Read when torch loads its OpenMP runtime, so set it first;
+    # an explicit OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import uvicorn
 
