@@ -115,6 +115,9 @@ class SentenceModel:
     languages: tuple[str, ...] = ("en",)
     #: True when ``score(a, b) == score(b, a)`` by construction (the contract tests check it).
     symmetric: bool = True
+    #: True when merging concurrent requests into one forward pass pays (a network); False for a table lookup
+    #: such as word vectors, which would only pay the hand-over to the batching thread (backend/batching.py).
+    batchable: bool = True
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         checked = validate_options(self.OPTIONS, spec.options, spec.key)

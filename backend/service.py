@@ -5,6 +5,12 @@ vectors per (model configuration, text), and offers the operations the dashboard
 :meth:`~Backend.similarity`, :meth:`~Backend.embed`, :meth:`~Backend.neighbours`, :meth:`~Backend.project`
 and :meth:`~Backend.rerank`. A model that fails to load or raises produces an error *for that model only*:
 operations over several models return a result per model, with ``error`` set where it failed.
+
+Two layers sit under every vector and native pair score: a cache (an in-memory LRU, then the persistent SQLite
+store of :mod:`backend.cache` shared by every process on the machine) and, for what neither has, dynamic batching
+(:mod:`backend.batching`): concurrent calls for the same model configuration — dashboard sessions are threads,
+and so are the HTTP server's requests — are merged into shared forward passes. ``SIMDASH_CACHE=0`` and
+``SIMDASH_BATCH_WAIT_MS=0`` switch them off.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from backend.base import (
     SentenceModel,
     cosine_pair_scores,
 )
+from backend.batching import Batcher, BatchSettings, batch_settings
+from backend.cache import VectorStore, entry_key, open_store
 from backend.devices import pick_device
 from backend.families import build_model, family_class
 from backend.jobs import StopRequested
@@ -150,11 +158,19 @@ class Backend:
     max_loaded : int
         Models kept in memory at once; the least recently used is dropped beyond this.
     cache_size : int
-        Sentence vectors (and ESIM pair scores) kept in the in-memory cache.
+        Sentence vectors (and ESIM pair scores) kept in the in-memory cache (the first level).
+    cache_dir : str or Path, optional
+        The persistent second level (:mod:`backend.cache`), shared by every process that names the same folder:
+        a folder, or ``"memory"`` for none. Default: ``SIMDASH_CACHE`` / ``SIMDASH_CACHE_DIR``, else
+        ``~/.cache/simdash``.
+    batching : BatchSettings, optional
+        How concurrent requests for one model are merged into one forward pass (:mod:`backend.batching`).
+        Default: ``SIMDASH_BATCH_WAIT_MS`` (0 = off) and friends, else a 5 ms window.
     """
 
     def __init__(
-        self, registry: Registry | None = None, device: str | None = None, max_loaded: int = 6, cache_size: int = 200_000
+        self, registry: Registry | None = None, device: str | None = None, max_loaded: int = 6,
+        cache_size: int = 200_000, cache_dir: str | Any | None = None, batching: BatchSettings | None = None,
     ) -> None:
         self.registry = registry or Registry.load()
         self.device = pick_device(device)
@@ -165,9 +181,15 @@ class Backend:
         self._vectors = _LRU(cache_size)
         self._pairs = _LRU(cache_size)
         self._projections = _LRU(64)
+        self.store: VectorStore | None = open_store(cache_dir)
+        self.batcher = Batcher(batching or batch_settings())
         self.load_errors: dict[str, str] = {}
         self._session_folders: dict[str, Path] = {}
-        self.stats = {"vector_hits": 0, "vector_misses": 0}
+        #: keys being loaded now -> when the load started (time.time()).
+        self.loading: dict[str, float] = {}
+        # vector_hits: found in memory; vector_disk_hits: in the persistent cache; vector_misses: computed.
+        self.stats = {"vector_hits": 0, "vector_disk_hits": 0, "vector_misses": 0,
+                      "pair_hits": 0, "pair_disk_hits": 0, "pair_misses": 0}
 
     # ------------------------------------------------------------------------------------------- models
     def model(self, key: str, **options: Any) -> SentenceModel:
@@ -186,12 +208,15 @@ class Backend:
         with lock:
             m = self._models.get(key)
             if m is None:
+                self.loading[key] = time.time()
                 try:
                     m = build_model(spec, self.device)
                 except Exception as exc:  # any failure is this model's alone
                     msg = f"{type(exc).__name__}: {exc}"
                     self.load_errors[key] = msg
                     raise ModelLoadError(f"{key} could not be loaded: {msg}") from exc
+                finally:
+                    self.loading.pop(key, None)
                 self.load_errors.pop(key, None)
                 with self._lock:
                     self._models[key] = m
@@ -206,6 +231,13 @@ class Backend:
     def loaded(self) -> list[str]:
         """Keys of the models in memory now."""
         return list(self._models)
+
+    def model_states(self) -> dict[str, str]:
+        """Every registered key -> ``"loaded"``, ``"loading"``, ``"failed"`` or ``"not loaded"`` (loads nothing)."""
+        loaded, loading, failed = set(self._models), set(self.loading), set(self.load_errors)
+        keys = self.registry.keys()  # iterating a Registry gives specs, not keys
+        return {k: "loaded" if k in loaded else "loading" if k in loading else "failed" if k in failed
+                else "not loaded" for k in keys}
 
     def roles(self, key: str) -> frozenset[Role]:
         """What model ``key`` can do: ``{"encoder"}``, ``{"pair_scorer"}`` or both (loads no weights).
@@ -361,13 +393,23 @@ class Backend:
         cached = self._vectors.get_many([(cid, t) for t in cleaned])
         missing = list(dict.fromkeys(t for t, c in zip(cleaned, cached, strict=True) if c is None))
         self.stats["vector_hits"] += len(cleaned) - sum(c is None for c in cached)
-        self.stats["vector_misses"] += len(missing)
         fresh: dict[str, tuple[np.ndarray, bool, list[str]]] = {}
+        if missing and self.store is not None:
+            found = self.store.get_many([entry_key(cid, t) for t in missing])
+            for t, e in zip(missing, found, strict=True):
+                if e is not None:
+                    fresh[t] = e
+            if fresh:
+                self.stats["vector_disk_hits"] += len(fresh)
+                self._vectors.put_many([((cid, t), v) for t, v in fresh.items()])
+                missing = [t for t in missing if t not in fresh]
+        self.stats["vector_misses"] += len(missing)
         if missing:
-            enc = m.encode_detailed(missing, batch_size, progress=progress)
-            for j, t in enumerate(missing):
-                fresh[t] = (enc.vectors[j], bool(enc.valid[j]), enc.warnings[j])
-            self._vectors.put_many([((cid, t), v) for t, v in fresh.items()])
+            computed = self._compute_vectors(m, missing, progress, batch_size)  # type: ignore[arg-type]
+            fresh.update(computed)
+            self._vectors.put_many([((cid, t), v) for t, v in computed.items()])
+            if self.store is not None:
+                self.store.put_many([(entry_key(cid, t), cid, *v) for t, v in computed.items()])
         elif progress:
             progress(len(cleaned), len(cleaned))
         dim = m.dim
@@ -379,6 +421,24 @@ class Backend:
             vectors[i], valid[i] = v[0], v[1]
             warnings.append(list(v[2]))
         return Encoding(vectors, valid, warnings)
+
+    def _compute_vectors(self, m: Encoder, texts: list[str], progress: ProgressFn | None,
+                         batch_size: int | None) -> dict[str, tuple[np.ndarray, bool, list[str]]]:
+        """Encode distinct cleaned texts: through the batcher (merged with other threads' requests for the
+        same model configuration) when batching is on and the family gains from it, else directly."""
+        if not (self.batcher.settings.enabled and m.batchable):
+            enc = m.encode_detailed(texts, batch_size, progress=progress)
+            return {t: (enc.vectors[j], bool(enc.valid[j]), enc.warnings[j]) for j, t in enumerate(texts)}
+        # Longest first, so the pieces a big request is cut into are each of similar lengths (few pad tokens,
+        # as sentence-transformers' own length sort gives an unbatched call).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+        def encode_batch(batch: list[str]) -> list[tuple[np.ndarray, bool, list[str]]]:
+            enc = m.encode_detailed(batch, batch_size=len(batch))
+            return [(enc.vectors[j].copy(), bool(enc.valid[j]), enc.warnings[j]) for j in range(len(batch))]
+
+        res = self.batcher.run(f"encode:{m.config_id}", encode_batch, [texts[i] for i in order], progress=progress)
+        return {texts[i]: r for i, r in zip(order, res, strict=True)}
 
     # ------------------------------------------------------------------------------------------ scoring
     def score_pairs(
@@ -438,11 +498,24 @@ class Backend:
             cid = m.config_id
             cached = self._pairs.get_many([(cid, x, y) for x, y in zip(a, b, strict=True)])
             todo = [i for i, c in enumerate(cached) if c is None]
+            self.stats["pair_hits"] += len(a) - len(todo)
+            if todo and self.store is not None:
+                found = self.store.get_many([entry_key(cid, a[i], b[i]) for i in todo])
+                hits = [(i, e) for i, e in zip(todo, found, strict=True) if e is not None and len(e[0]) == 1]
+                for i, e in hits:
+                    cached[i] = (float(e[0][0]), e[2])
+                self._pairs.put_many([((cid, a[i], b[i]), cached[i]) for i, _ in hits])
+                self.stats["pair_disk_hits"] += len(hits)
+                todo = [i for i in todo if cached[i] is None]
+            self.stats["pair_misses"] += len(todo)
             if todo:
-                ps = m.score_detailed([a[i] for i in todo], [b[i] for i in todo], progress=progress)
-                self._pairs.put_many([((cid, a[i], b[i]), (float(ps.scores[j]), ps.warnings[j])) for j, i in enumerate(todo)])
-                for j, i in enumerate(todo):
-                    cached[i] = (float(ps.scores[j]), ps.warnings[j])
+                got = self._compute_pairs(m, [(a[i], b[i]) for i in todo], progress)
+                self._pairs.put_many([((cid, a[i], b[i]), g) for i, g in zip(todo, got, strict=True)])
+                if self.store is not None:
+                    self.store.put_many([(entry_key(cid, a[i], b[i]), cid, np.array([g[0]], dtype=np.float32),
+                                          bool(np.isfinite(g[0])), g[1]) for i, g in zip(todo, got, strict=True)])
+                for i, g in zip(todo, got, strict=True):
+                    cached[i] = g
             return PairScores(
                 np.array([c[0] for c in cached], dtype=np.float32), [list(c[1]) for c in cached], m.key
             )
@@ -454,6 +527,24 @@ class Backend:
         ia = np.fromiter((pos[t] for t in a), dtype=np.int64, count=len(a))
         ib = np.fromiter((pos[t] for t in b), dtype=np.int64, count=len(b))
         return cosine_pair_scores(enc, ia, ib, m.key)
+
+    def _compute_pairs(self, m: PairScorer, pairs: list[tuple[str, str]],
+                       progress: ProgressFn | None) -> list[tuple[float, list[str]]]:
+        """Score cleaned pairs natively, through the batcher when batching is on (see :meth:`_compute_vectors`)."""
+        def score_batch(batch: list[tuple[str, str]], progress: ProgressFn | None = None,
+                        batch_size: int | None = None) -> list[tuple[float, list[str]]]:
+            ps = m.score_detailed([x for x, _ in batch], [y for _, y in batch], batch_size, progress=progress)
+            return [(float(s), w) for s, w in zip(ps.scores.tolist(), ps.warnings, strict=True)]
+
+        if not (self.batcher.settings.enabled and m.batchable):
+            return score_batch(pairs, progress)
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
+        res = self.batcher.run(f"pairs:{m.config_id}", lambda batch: score_batch(batch, batch_size=len(batch)),
+                               [pairs[i] for i in order], progress=progress)
+        out: list[tuple[float, list[str]]] = [(float("nan"), [])] * len(pairs)
+        for i, r in zip(order, res, strict=True):
+            out[i] = r
+        return out
 
     def similarity(
         self, a: Sequence[str], b: Sequence[str], keys: Sequence[str | ModelRequest] | None = None,
@@ -552,26 +643,7 @@ class Backend:
         m = self._encoder(key, options)
         c_enc = self._embed_with(m, corpus, progress)
         q_enc = self._embed_with(m, queries)
-        k_eff = max(0, min(k, len(corpus)))
-        idx_out = np.full((len(queries), k), -1, dtype=np.int64)
-        sc_out = np.full((len(queries), k), np.nan, dtype=np.float32)
-        cvecs = c_enc.vectors
-        for s in range(0, len(queries), 256):
-            q = q_enc.vectors[s : s + 256]
-            sims = q @ cvecs.T
-            sims[:, ~c_enc.valid] = -np.inf
-            if k_eff == 0:
-                continue
-            part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]
-            order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
-            top = np.take_along_axis(part, order, 1)
-            top_s = np.take_along_axis(sims, top, 1)
-            for r in range(top.shape[0]):
-                ok = np.isfinite(top_s[r]) & q_enc.valid[s + r]
-                n_ok = int(ok.sum())
-                idx_out[s + r, :n_ok] = top[r][ok]
-                sc_out[s + r, :n_ok] = top_s[r][ok]
-        return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, m.key)
+        return top_k_neighbours(q_enc, c_enc, k, m.key)
 
     # ---------------------------------------------------------------------------------------- projection
     def project(
@@ -646,11 +718,50 @@ class Backend:
         """Load model ``key`` now (a page's progress bar calls this per model); raises :class:`ModelLoadError`."""
         self.model(key)
 
-    def clear_cache(self) -> None:
-        """Drop cached vectors, pair scores and projections (models stay loaded)."""
+    def clear_cache(self, persistent: bool = True) -> None:
+        """Drop cached vectors, pair scores and projections (models stay loaded).
+
+        With ``persistent`` the on-disk cache is emptied too, for every process that shares its folder.
+        """
         for c in (self._vectors, self._pairs, self._projections):
             with c.lock:
                 c.clear()
+        if persistent and self.store is not None:
+            self.store.clear()
+
+    def cache_info(self) -> dict[str, Any]:
+        """Hit counts of both cache levels and where the persistent one lives (None when it is off)."""
+        return {"memory_vectors": len(self._vectors), "memory_pairs": len(self._pairs), **self.stats,
+                "persistent": self.store.info() if self.store is not None else None}
+
+
+def top_k_neighbours(q_enc: Encoding, c_enc: Encoding, k: int, model: str) -> Neighbours:
+    """Exact top-``k`` cosine neighbours of each query row in the corpus rows (matrix product, chunked).
+
+    Rows without a vector are never returned; ``-1`` / NaN pad when fewer than ``k`` are usable. Shared by
+    :meth:`Backend.neighbours` and the HTTP client, so both rank alike.
+    """
+    n_q = len(q_enc)
+    k_eff = max(0, min(k, len(c_enc)))
+    idx_out = np.full((n_q, k), -1, dtype=np.int64)
+    sc_out = np.full((n_q, k), np.nan, dtype=np.float32)
+    cvecs = c_enc.vectors
+    for s in range(0, n_q, 256):
+        q = q_enc.vectors[s : s + 256]
+        sims = q @ cvecs.T
+        sims[:, ~c_enc.valid] = -np.inf
+        if k_eff == 0:
+            continue
+        part = np.argpartition(-sims, kth=min(k_eff, sims.shape[1]) - 1, axis=1)[:, :k_eff]
+        order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
+        top = np.take_along_axis(part, order, 1)
+        top_s = np.take_along_axis(sims, top, 1)
+        for r in range(top.shape[0]):
+            ok = np.isfinite(top_s[r]) & q_enc.valid[s + r]
+            n_ok = int(ok.sum())
+            idx_out[s + r, :n_ok] = top[r][ok]
+            sc_out[s + r, :n_ok] = top_s[r][ok]
+    return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, model)
 
 
 def reduce_2d(x: np.ndarray, method: str = "umap", seed: int = 42, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
@@ -705,4 +816,4 @@ def get_backend() -> Backend:
 
 
 __all__ = ["Backend", "ModelLoadError", "ModelResult", "ModelSpec", "Neighbours", "RoleError", "cluster_labels",
-           "get_backend", "reduce_2d"]
+           "get_backend", "reduce_2d", "top_k_neighbours"]

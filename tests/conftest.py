@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,9 @@ import pytest
 # Tests never reach a model hub: every default model is installed from PyPI or committed in models/.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The persistent vector cache (backend/cache.py) of a test run starts empty and is its own: a test never reads
+# vectors that an earlier run, the dashboard or the CLI left in ~/.cache/simdash.
+os.environ["SIMDASH_CACHE_DIR"] = tempfile.mkdtemp(prefix="simdash-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -70,8 +70,12 @@ register_family("fake_broken", BrokenModel)
 def fake_backend(encoders: dict[str, Callable[[str], np.ndarray]] | None = None,
                  scorers: dict[str, Callable[[str, str], float]] | None = None,
                  broken: tuple[str, ...] = (), languages: dict[str, str] | None = None,
-                 variants: dict[str, dict[str, str]] | None = None) -> Backend:
-    """A real Backend over fake families: ``encoders`` give vectors, ``scorers`` pair scores, ``broken`` fail."""
+                 variants: dict[str, dict[str, str]] | None = None, **backend_kw) -> Backend:
+    """A real Backend over fake families: ``encoders`` give vectors, ``scorers`` pair scores, ``broken`` fail.
+
+    The persistent cache is off unless ``cache_dir`` is given: two tests may register the same fake key with
+    different vectors, and must not read each other's. Other keywords go to :class:`Backend`.
+    """
     TEXT_VECTORS.update(encoders or {})
     PAIR_SCORES.update(scorers or {})
     langs, var = languages or {}, variants or {}
@@ -80,4 +84,5 @@ def fake_backend(encoders: dict[str, Callable[[str], np.ndarray]] | None = None,
     specs += [ModelSpec(k, "fake_pair", k.upper(), f"path:{k}", language=langs.get(k, "en"),
                         variants=var.get(k, {})) for k in scorers or {}]
     specs += [ModelSpec(k, "fake_broken", k, "path:missing") for k in broken]
-    return Backend(Registry(specs), device="cpu")
+    backend_kw.setdefault("cache_dir", "memory")
+    return Backend(Registry(specs), device="cpu", **backend_kw)

@@ -22,6 +22,7 @@ import torch
 from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, use_onnx
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -80,6 +81,7 @@ class BertPoolingModel(Encoder):
                "truncated, with a warning.", low=8, high=8192),
         Option("layers", int, 6, "The model's depth as the registry declares it, so the layer choices are right "
                "before the weights are loaded (the loaded model's own depth wins).", low=1, high=MAX_LAYERS),
+        RUNTIME_OPTION,
     )
     default_batch_size = 32
 
@@ -99,7 +101,35 @@ class BertPoolingModel(Encoder):
         lang = spec.language
         self.languages = ("en", "zh") if lang == "multi" else (lang,)
         self._apply_options()
+        self.runtime = str(self.options["runtime"])
+        self.onnx: OnnxRunner | None = None
+        if use_onnx(self.runtime, device):
+            self.onnx = self._export(path)
+        elif self.runtime != "torch":
+            self.runtime = f"torch ({self.runtime} is CPU only)"
         self.load_seconds = time.perf_counter() - t0
+
+    def _export(self, path: str) -> OnnxRunner:
+        """Export the network with *every* hidden state as one output (layers x batch x tokens x hidden), so the
+        run-time layer and pooling options work on the ONNX path too; the extra outputs are tensors the forward
+        pass computes anyway (a copy of a few MB per batch)."""
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                 if n in self.tokenizer(["a"], return_tensors="np")]
+        feats = self.tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="np")
+        # In ``names`` order: the export passes the inputs by position.
+        example = {n: torch.as_tensor(feats[n]) for n in names}
+        net = self.net
+
+        class AllLayers(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, *args):
+                return torch.stack(self.net(**dict(zip(names, args, strict=True)), output_hidden_states=True).hidden_states)
+
+        folder = onnx_root() / f"bert-{fingerprint(path, 'hidden_states')}"
+        return OnnxRunner(export(AllLayers(), example, ["hidden_states"], folder, int8=self.runtime == "onnx-int8"))
 
     def option_specs(self) -> tuple[Option, ...]:
         """The declared options, with ``layer`` narrowed to this model's hidden states: -(L + 1)..L."""
@@ -132,6 +162,7 @@ class BertPoolingModel(Encoder):
             max_tokens=self.max_tokens,
             dtype=dtype_name(self.torch_dtype),
             architecture=type(self.net).__name__,
+            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
         )
         return out
 
@@ -144,8 +175,12 @@ class BertPoolingModel(Encoder):
                 batch = self.tokenizer(
                     [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
                 ).to(self.device)
-                out = self.net(**batch, output_hidden_states=True)
-                fn(idx, out.hidden_states, batch["attention_mask"])
+                if self.onnx is not None:
+                    hs = torch.from_numpy(self.onnx({k: v.numpy() for k, v in batch.items()})[0])
+                    fn(idx, tuple(hs.unbind(0)), batch["attention_mask"])
+                else:
+                    out = self.net(**batch, output_hidden_states=True)
+                    fn(idx, out.hidden_states, batch["attention_mask"])
             done += len(idx)
             if progress:
                 progress(done, len(texts))

@@ -16,6 +16,7 @@ import numpy as np
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, use_onnx
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -30,6 +31,7 @@ class SentenceTransformerModel(Encoder):
     OPTIONS = (
         Option("max_tokens", int, 256, "Word pieces read per text (the model's max_seq_length); longer texts are "
                "truncated, with a warning.", low=8, high=8192),
+        RUNTIME_OPTION,
     )
     default_batch_size = 64
 
@@ -47,8 +49,35 @@ class SentenceTransformerModel(Encoder):
         self.max_tokens = int(self.net.max_seq_length)
         lang = spec.language
         self.languages = ("en", "zh") if lang == "multi" else (lang,)
+        self.runtime = str(self.options["runtime"])
+        self.onnx: OnnxRunner | None = None
+        if use_onnx(self.runtime, device):
+            self.onnx = self._export(path)
+        elif self.runtime != "torch":
+            self.runtime = f"torch ({self.runtime} is CPU only)"
         self.load_seconds = time.perf_counter() - t0
 
+    def _export(self, path: str) -> OnnxRunner:
+        """Export the whole sentence-transformers pipeline (transformer, pooling, normalisation) to ONNX once."""
+        import torch
+
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                 if n in self.net.tokenizer(["a"], return_tensors="np")]
+        feats = self.net.tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="np")
+        # In ``names`` order: the export passes the inputs by position.
+        example = {n: torch.as_tensor(feats[n]) for n in names}
+
+        class Pipeline(torch.nn.Module):
+            def __init__(self, st):
+                super().__init__()
+                self.st = st
+
+            def forward(self, *args):
+                return self.st(dict(zip(names, args, strict=True)))["sentence_embedding"]
+
+        folder = onnx_root() / f"sbert-{fingerprint(path, 'sentence_embedding')}"
+        return OnnxRunner(export(Pipeline(self.net), example, ["sentence_embedding"], folder,
+                                 int8=self.runtime == "onnx-int8"))
     def _position_limit(self) -> int:
         """Tokens the transformer's position table can take (a larger max_tokens would crash it)."""
         cfg = getattr(self.net[0].auto_model, "config", None)
@@ -67,6 +96,7 @@ class SentenceTransformerModel(Encoder):
             pooling="mean (sentence-transformers Pooling module), normalised",
             dtype=dtype_name(self.torch_dtype),
             architecture=" → ".join(type(m).__name__ for m in self.net),
+            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
         )
         return out
 
@@ -79,10 +109,13 @@ class SentenceTransformerModel(Encoder):
         for start in range(0, len(texts), chunk):
             idx = order[start : start + chunk]
             with self.lock:
-                vecs[idx] = self.net.encode(
-                    [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
-                    show_progress_bar=show_progress_bar,
-                ).astype(np.float32)
+                if self.onnx is not None:
+                    vecs[idx] = self._encode_onnx([texts[i] for i in idx], batch_size)
+                else:
+                    vecs[idx] = self.net.encode(
+                        [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                        normalize_embeddings=False, show_progress_bar=show_progress_bar,
+                    ).astype(np.float32)
             if progress:
                 progress(start + len(idx), len(texts))
         with self.lock:
@@ -90,6 +123,17 @@ class SentenceTransformerModel(Encoder):
         # Normalise in fp32 ourselves: half-precision outputs on GPU would otherwise round the cosine.
         unit, ok = normalize_rows(vecs)
         return Encoding(unit, ok, warnings)
+
+
+    def _encode_onnx(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Length-sorted texts through the ONNX pipeline, ``batch_size`` at a time (call with the lock held)."""
+        assert self.onnx is not None
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for s in range(0, len(texts), batch_size):
+            feats = self.net.tokenizer(texts[s : s + batch_size], padding=True, truncation=True,
+                                       max_length=self.max_tokens, return_tensors="np")
+            out[s : s + batch_size] = self.onnx(dict(feats))[0]
+        return out
 
 
 Model = SentenceTransformerModel

@@ -111,6 +111,7 @@ class WordVectorModel(Encoder):
                "tokens (GloVe)."),
     )
     default_batch_size = 4096
+    batchable = False  # a table lookup: nothing to share between requests
 
     def __init__(self, spec: ModelSpec, device: str = "cpu", kv: KeyedVectors | None = None) -> None:
         super().__init__(spec, device="cpu")  # numpy on the CPU: a GPU would not pay for its transfers here

@@ -1,0 +1,529 @@
+"""The HTTP API around one :class:`~backend.service.Backend` (FastAPI).
+
+:func:`create_app` builds the app; ``python -m backend serve`` runs it with uvicorn. Handlers are plain
+functions that FastAPI runs in a thread pool, so concurrent requests reach the backend as threads, where
+dynamic batching (backend/batching.py) merges them into shared forward passes.
+
+What a client can rely on:
+
+* every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with a message a
+  person understands and never a stack trace: 401 (API key), 404 (unknown model or route), 413 (too many texts,
+  a text too long, a body too big), 422 (malformed JSON, wrong types, empty input, bad options, a model asked
+  for something its role does not give), 503 (a model still loading after ``load_wait_s`` or failing to load);
+* models load on first use (or in the background with ``--models``); ``/health`` says which are loaded,
+  loading or failed;
+* with ``SIMDASH_API_KEY`` set, every route but ``/health`` wants ``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.base import ENCODER, PAIR_SCORER
+from backend.options import Option, OptionError, parse_model_arg
+from backend.registry import ModelRequest
+from backend.server import schemas as S
+from backend.server.metrics import Metrics
+from backend.service import Backend, ModelLoadError, RoleError
+from backend.text import clean_text
+
+log = logging.getLogger("backend.server")
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and access of the server; :meth:`from_env` reads the ``SIMDASH_*`` variables.
+
+    Attributes
+    ----------
+    api_key : str or None
+        Bearer token every route but ``/health`` requires (``SIMDASH_API_KEY``); None = open (bind to
+        127.0.0.1 then, the default).
+    max_texts : int
+        Texts (or pairs, documents, queries + corpus) per request (``SIMDASH_MAX_TEXTS``): 10,000 keeps one
+        request under a minute of CPU for the transformer models; bigger jobs send several requests.
+    max_chars : int
+        Characters per text (``SIMDASH_MAX_CHARS``): every model truncates far below 20,000 (256 word pieces).
+    max_body_bytes : int
+        Request body (``SIMDASH_MAX_BODY_MB``, in MiB), refused from its Content-Length before it is read.
+    load_wait_s : float
+        How long a request waits for its model to load before a 503 (``SIMDASH_LOAD_WAIT_S``): a CPU loads
+        each default model in a few seconds, so a first request usually just waits.
+    threads : int
+        Requests handled at once (FastAPI's thread pool); more than the clients a batch can merge.
+    preload : tuple of str
+        Models to load in the background at start (``--models``).
+    """
+
+    api_key: str | None = None
+    max_texts: int = 10_000
+    max_chars: int = 20_000
+    max_body_bytes: int = 32 * 2**20
+    load_wait_s: float = 30.0
+    threads: int = 64
+    preload: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerSettings:
+        """Settings from the environment; keyword arguments that are not None win."""
+        env = os.environ
+        values: dict[str, Any] = {
+            "api_key": env.get("SIMDASH_API_KEY") or None,
+            "max_texts": int(env.get("SIMDASH_MAX_TEXTS") or cls.max_texts),
+            "max_chars": int(env.get("SIMDASH_MAX_CHARS") or cls.max_chars),
+            "max_body_bytes": int(float(env.get("SIMDASH_MAX_BODY_MB") or cls.max_body_bytes / 2**20) * 2**20),
+            "load_wait_s": float(env.get("SIMDASH_LOAD_WAIT_S") or cls.load_wait_s),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class ApiError(Exception):
+    """An error answered as JSON: status, a type name, a message for a person, the field at fault."""
+
+    def __init__(self, status: int, type_: str, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.type, self.message, self.param, self.headers = status, type_, message, param, headers
+
+
+def error_response(status: int, type_: str, message: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = S.ErrorResponse(error=S.ErrorBody(message=message, type=type_, param=param, code=status))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class Loader:
+    """Loads models in background threads so a request can wait a bounded time and a preload starts at once."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model-load")
+        self._futures: dict[str, Future] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str) -> Future:
+        """The load of ``key`` (started now unless one is running or done and still in memory)."""
+        with self._lock:
+            f = self._futures.get(key)
+            if f is None or (f.done() and (f.exception() is not None or key not in self.backend.loaded())):
+                f = self._futures[key] = self._pool.submit(self.backend.model, key)
+            return f
+
+    def ensure(self, key: str, wait: float, fail: bool = True) -> None:
+        """Return once ``key`` is loaded; 503 when it takes longer than ``wait`` or (with ``fail``) fails."""
+        if key in self.backend.loaded():
+            return
+        f = self.start(key)
+        t0 = time.monotonic()
+        try:
+            f.result(timeout=wait)
+        except FutureTimeout:
+            since = self.backend.loading.get(key)
+            took = f" ({time.time() - since:.0f} s so far)" if since else ""
+            raise ApiError(503, "model_unavailable", f"model {key!r} is still loading{took}; retry in a few seconds",
+                           "model", {"Retry-After": "5"}) from None
+        except ModelLoadError as exc:
+            if fail:
+                raise ApiError(503, "model_unavailable", str(exc), "model") from None
+        except Exception as exc:  # an unexpected error while loading is this model's, not the server's
+            if fail:
+                raise ApiError(503, "model_unavailable", f"model {key!r} could not be loaded: {exc}", "model") from None
+        finally:
+            log.debug("waited %.2f s for %s", time.monotonic() - t0, key)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def option_info(o: Option) -> dict[str, Any]:
+    """An :class:`~backend.options.Option` as JSON (``GET /v1/models``)."""
+    return {"name": o.name, "type": o.type.__name__, "default": o.default, "why": o.why,
+            "choices": list(o.choices) if o.choices is not None else None, "low": o.low, "high": o.high,
+            "runtime": o.runtime, "label": o.label}
+
+
+def _float_or_none(values) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+_WORDS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def count_tokens(texts: list[str]) -> int:
+    """Words plus CJK characters: the ``usage`` estimate (documented as one)."""
+    return sum(len(_WORDS.findall(t)) for t in texts)
+
+
+def create_app(backend: Backend | None = None, settings: ServerSettings | None = None) -> FastAPI:
+    """The FastAPI app serving ``backend`` (default: a new :class:`Backend` on the default registry).
+
+    Parameters
+    ----------
+    backend : Backend, optional
+        Shared with whatever else runs in the process (tests pass one over fake models).
+    settings : ServerSettings, optional
+        Default: :meth:`ServerSettings.from_env`.
+    """
+    be = backend or Backend()
+    cfg = settings or ServerSettings.from_env()
+    loader = Loader(be)
+    metrics = Metrics(be)
+    be.batcher.observers.append(metrics.observe_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import anyio.to_thread
+
+        # FastAPI runs the handlers in anyio's thread pool; its default of 40 would cap how many concurrent
+        # requests can meet in one batch.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.threads
+        for key in cfg.preload:
+            if key in be.registry:
+                loader.start(key)
+            else:
+                log.warning("--models: unknown model %r is not preloaded", key)
+        yield
+        loader.shutdown()
+        if metrics.observe_batch in be.batcher.observers:
+            be.batcher.observers.remove(metrics.observe_batch)
+
+    app = FastAPI(
+        title="Sentence similarity API",
+        version=VERSION,
+        description="Sentence vectors, pair scores, reranking and neighbours from the models of the "
+        "sentence-similarity dashboard. `/v1/embeddings` is OpenAI-compatible; `/v1/rerank` takes the Cohere/Jina "
+        "shape. Errors are JSON `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+        lifespan=lifespan,
+        responses={
+            401: {"model": S.ErrorResponse, "description": "Missing or wrong API key."},
+            404: {"model": S.ErrorResponse, "description": "Unknown model."},
+            413: {"model": S.ErrorResponse, "description": "Too many texts, a text too long, or a body too big."},
+            422: {"model": S.ErrorResponse, "description": "Malformed JSON, wrong types, bad options."},
+            503: {"model": S.ErrorResponse, "description": "The model is loading or failed to load."},
+        },
+    )
+    app.state.backend, app.state.settings, app.state.metrics, app.state.loader = be, cfg, metrics, loader
+
+    # ------------------------------------------------------------------------------ middleware: auth, size
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        path = request.url.path
+        t0 = time.perf_counter()
+        if cfg.api_key and path != "/health":
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), cfg.api_key.encode()):
+                resp = error_response(401, "unauthorized", "missing or wrong API key: send the header "
+                                      "'Authorization: Bearer <key>' with the key the server was started with "
+                                      "(SIMDASH_API_KEY)", headers={"WWW-Authenticate": "Bearer"})
+                metrics.requests.labels("unauthorized", request.method, "401").inc()
+                return resp
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cfg.max_body_bytes:
+            return error_response(413, "too_large", f"the request body has {int(length):,} bytes; the limit is "
+                                  f"{cfg.max_body_bytes:,} (SIMDASH_MAX_BODY_MB); send fewer texts per request")
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - t0)
+        return response
+
+    # ---------------------------------------------------------------------------------------- errors
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.type, exc.message, exc.param, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        parts, param = [], None
+        for e in errors[:5]:
+            loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+            if e.get("type") == "json_invalid":
+                ctx = e.get("ctx", {}).get("error", "")
+                return error_response(422, "invalid_request", f"the request body is not valid JSON ({ctx})")
+            where = ".".join(loc)
+            param = param or where or None
+            msg = e.get("msg", "invalid")
+            if e.get("type") == "extra_forbidden":
+                msg = "unknown field (see /docs for the fields this route takes)"
+            elif e.get("type") == "missing":
+                msg = "required field is missing"
+            parts.append(f"{where}: {msg}" if where else msg)
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        return error_response(422, "invalid_request", "; ".join(parts) + more, param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return error_response(404, "not_found", f"no route {request.url.path}; see /docs for the API")
+        return error_response(exc.status_code, "invalid_request", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "server_error", f"internal error ({type(exc).__name__}: {exc}); the server log "
+                              "has the details")
+
+    # -------------------------------------------------------------------------------------- helpers
+    def resolve(model: str, options: dict[str, Any] | None, param: str = "model") -> tuple[str, dict[str, Any]]:
+        """Key and checked options of a model string; 404 unknown, 503 loading/failed, 422 bad options."""
+        try:
+            key, opts = parse_model_arg(model)
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), param) from None
+        if key not in be.registry:
+            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: "
+                           f"{', '.join(be.registry.keys())}", param)
+        loader.ensure(key, cfg.load_wait_s)
+        try:
+            return key, be.check_request(key, {**opts, **(options or {})})
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), "options") from None
+
+    def require_role(key: str, role: str) -> None:
+        if role not in be.roles(key):
+            raise ApiError(422, "wrong_role", f"{key} scores pairs only (it reads both texts together) and gives no "
+                           "sentence vectors; use /v1/similarity or /v1/rerank with it", "model")
+
+    def check_texts(texts: list[str], param: str, route: str) -> None:
+        if len(texts) > cfg.max_texts:
+            raise ApiError(413, "too_large", f"{len(texts):,} texts in {param}; the limit is {cfg.max_texts:,} per "
+                           "request (SIMDASH_MAX_TEXTS): split the job into several requests", param)
+        for i, t in enumerate(texts):
+            if len(t) > cfg.max_chars:
+                raise ApiError(413, "too_large", f"{param}[{i}] has {len(t):,} characters; the limit is "
+                               f"{cfg.max_chars:,} per text (SIMDASH_MAX_CHARS); the models read at most a few "
+                               "hundred word pieces anyway", f"{param}[{i}]")
+        metrics.texts.labels(route).inc(len(texts))
+
+    def run(fn, *args, **kw):
+        """Call the backend, mapping its exceptions to API errors."""
+        try:
+            return fn(*args, **kw)
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), "options") from None
+        except RoleError as exc:
+            raise ApiError(422, "wrong_role", str(exc), "model") from None
+        except ModelLoadError as exc:
+            raise ApiError(503, "model_unavailable", str(exc), "model") from None
+        except KeyError as exc:
+            raise ApiError(404, "unknown_model", str(exc).strip("'\""), "model") from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+
+    def model_info(key: str) -> dict[str, Any]:
+        spec = be.registry[key]
+        try:
+            roles = sorted(be.roles(key))
+            specs = [option_info(o) for o in be.option_specs(key)]
+        except ValueError:
+            roles, specs = [], []
+        state = be.model_states().get(key, "not loaded")
+        return {"id": key, "family": spec.family, "label": spec.label, "roles": roles, "language": spec.language,
+                "licence": spec.licence, "default": spec.default, "note": spec.note, "source": spec.source,
+                "variants": dict(spec.variants), "options": dict(spec.options), "option_specs": specs,
+                "state": state, "error": be.load_errors.get(key)}
+
+    # ----------------------------------------------------------------------------------------- routes
+    @app.get("/health", response_model=S.Health, tags=["service"], summary="Liveness, device and model states "
+             "(no API key needed)")
+    def health() -> dict[str, Any]:
+        states = be.model_states()
+        store = be.store
+        return {
+            "version": VERSION, "device": be.device,
+            "loaded": [k for k, s in states.items() if s == "loaded"],
+            "loading": [k for k, s in states.items() if s == "loading"],
+            "failed": {k: be.load_errors[k] for k, s in states.items() if s == "failed"},
+            "batching": asdict(be.batcher.settings),
+            "cache": {"persistent": store is not None and store.disabled is None},
+            "limits": {"max_texts": cfg.max_texts, "max_chars": cfg.max_chars, "max_body_bytes": cfg.max_body_bytes},
+        }
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models", response_model=S.ModelList, tags=["models"],
+             summary="The registry: roles, languages, licences, options (loads nothing)")
+    def models() -> dict[str, Any]:
+        return {"data": [model_info(s.key) for s in be.registry], "errors": dict(be.registry.errors)}
+
+    @app.get("/v1/models/{key}", response_model=S.ModelInfo, tags=["models"], summary="One registry entry")
+    def one_model(key: str) -> dict[str, Any]:
+        if key not in be.registry:
+            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
+                           "key")
+        return model_info(key)
+
+    @app.get("/v1/info/{model}", tags=["models"], summary="Model card facts (loads the model)",
+             response_model=dict[str, Any])
+    def info(model: str) -> dict[str, Any]:
+        key, opts = resolve(model, None)
+        return run(be.info, key, **opts)
+
+    @app.post("/v1/check", response_model=S.CheckResponse, tags=["models"],
+              summary="Validate a model and its run-time options (no work done)")
+    def check(req: S.CheckRequest) -> dict[str, Any]:
+        try:
+            key, opts = parse_model_arg(req.model)
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), "model") from None
+        if key not in be.registry:
+            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
+                           "model")
+        try:
+            return {"model": key, "options": be.check_request(key, {**opts, **(req.options or {})})}
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), "options") from None
+
+    @app.post("/v1/embeddings", response_model=S.EmbeddingsResponse, tags=["vectors"],
+              summary="OpenAI-compatible sentence embeddings")
+    def embeddings(req: S.EmbeddingsRequest) -> dict[str, Any]:
+        texts = [req.input] if isinstance(req.input, str) else list(req.input)
+        if not texts:
+            raise ApiError(422, "invalid_request", "input is an empty list: send at least one text", "input")
+        if not all(isinstance(t, str) for t in texts):
+            raise ApiError(422, "invalid_request", "input holds token ids: this server takes text only (each model "
+                           "has its own tokenizer)", "input")
+        check_texts(texts, "input", "/v1/embeddings")
+        for i, t in enumerate(texts):
+            if not clean_text(t):
+                raise ApiError(422, "invalid_request", f"input[{i}] is empty (or only whitespace/control "
+                               "characters): no vector can be made for it", f"input[{i}]")
+        key, opts = resolve(req.model, req.options)
+        require_role(key, ENCODER)
+        m = run(be.model, key, **opts)
+        if req.dimensions is not None and req.dimensions != m.dim:
+            raise ApiError(422, "invalid_request", f"dimensions={req.dimensions} is not supported: {key} gives "
+                           f"{m.dim}-dimensional vectors and was not trained to be truncated; omit dimensions",
+                           "dimensions")
+        enc = run(be.embed, key, texts, opts)
+        b64 = req.encoding_format == "base64"
+        data = [{"index": i, "valid": bool(enc.valid[i]), "warnings": enc.warnings[i],
+                 "embedding": base64.b64encode(enc.vectors[i].astype("<f4").tobytes()).decode("ascii") if b64
+                 else enc.vectors[i].tolist()} for i in range(len(texts))]
+        n = count_tokens(texts)
+        return {"data": data, "model": req.model, "usage": {"prompt_tokens": n, "total_tokens": n}}
+
+    @app.post("/v1/embed", response_model=S.EmbedResponse, tags=["vectors"],
+              summary="Vectors with validity and warnings per text (the Python client's embed)")
+    def embed(req: S.EmbedRequest) -> dict[str, Any]:
+        check_texts(req.texts, "texts", "/v1/embed")
+        key, opts = resolve(req.model, req.options)
+        require_role(key, ENCODER)
+        enc = run(be.embed, key, req.texts, opts)
+        return {"model": key, "dim": int(enc.vectors.shape[1]),
+                "vectors": base64.b64encode(np.ascontiguousarray(enc.vectors, dtype="<f4").tobytes()).decode("ascii"),
+                "valid": enc.valid.tolist(), "warnings": enc.warnings}
+
+    @app.post("/v1/similarity", response_model=S.SimilarityResponse, tags=["scores"],
+              summary="Score pairs with several models (the CLI's JSON contract per pair)")
+    def similarity(req: S.SimilarityRequest) -> dict[str, Any]:
+        a = [p[0] for p in req.pairs]
+        b = [p[1] for p in req.pairs]
+        check_texts(a + b, "pairs", "/v1/similarity")
+        requests = []
+        for i, item in enumerate(req.models if req.models is not None else be.registry.defaults()):
+            if isinstance(item, S.NamedModel):
+                spec, extra = item.model, dict(item.options or {})
+                name = item.name or item.model
+            else:
+                spec, extra, name = item, {}, item
+            try:
+                key, opts = parse_model_arg(spec)
+            except OptionError as exc:
+                raise ApiError(422, "invalid_option", str(exc), f"models[{i}]") from None
+            opts.update(extra)
+            if key not in be.registry:
+                raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: "
+                               f"{', '.join(be.registry.keys())}", f"models[{i}]")
+            # A model that fails to load is reported in its result, as the CLI does; still loading -> 503.
+            loader.ensure(key, cfg.load_wait_s, fail=False)
+            if name == key:
+                opts = {**((req.options or {}).get(key) or {}), **opts}
+            try:
+                opts = be.check_request(key, opts)
+            except OptionError as exc:
+                raise ApiError(422, "invalid_option", str(exc), f"models[{i}]") from None
+            except ValueError:
+                pass  # a missing family file: the model's result says so
+            if any(r.name == name for r in requests):
+                raise ApiError(422, "invalid_request", f"models names {name!r} twice; give each a distinct name",
+                               f"models[{i}]")
+            requests.append(ModelRequest(name, key, opts))
+        if not requests:
+            raise ApiError(422, "invalid_request", "models is an empty list: name at least one model", "models")
+        results = run(be.similarity, a, b, requests)
+        return {
+            "results": [{name: r.as_json(i) for name, r in results.items()} for i in range(len(a))],
+            "models": {name: {"key": r.key, "scores": [None] * len(a) if r.scores is None else _float_or_none(r.scores),
+                              "warnings": r.warnings, "used": r.used, "error": r.error, "seconds": r.seconds}
+                       for name, r in results.items()},
+        }
+
+    @app.post("/v1/rerank", response_model=S.RerankResponse, tags=["scores"],
+              summary="Order documents by relevance to a query (Cohere/Jina/TEI shape)")
+    def rerank(req: S.RerankRequest) -> dict[str, Any]:
+        docs = [d if isinstance(d, str) else d.text for d in req.documents]
+        check_texts([req.query, *docs], "documents", "/v1/rerank")
+        key, opts = resolve(req.model, req.options)
+        res = run(be.rerank, key, req.query, docs, opts)
+        if res.error is not None:
+            raise ApiError(503, "model_unavailable", f"{key} failed: {res.error}", "model")
+        s = np.asarray(res.scores, dtype=np.float64)
+        order = np.argsort(np.where(np.isfinite(s), -s, np.inf), kind="stable")
+        top = order[: req.top_n] if req.top_n is not None else order
+        return {
+            "model": req.model,
+            "scored_by": "pair_scorer" if PAIR_SCORER in be.roles(key) else "encoder_cosine",
+            "results": [{"index": int(i), "relevance_score": None if not np.isfinite(s[i]) else float(s[i]),
+                         "warnings": res.warnings[i],
+                         "document": {"text": docs[i]} if req.return_documents else None} for i in top],
+        }
+
+    @app.post("/v1/neighbours", response_model=S.NeighboursResponse, tags=["vectors"],
+              summary="Top-k cosine neighbours of each query in a corpus")
+    def neighbours(req: S.NeighboursRequest) -> dict[str, Any]:
+        check_texts([*req.queries, *req.corpus], "corpus", "/v1/neighbours")
+        key, opts = resolve(req.model, req.options)
+        require_role(key, ENCODER)
+        n = run(be.neighbours, key, req.queries, req.corpus, req.k, opts)
+        return {"model": n.model, "indices": n.indices.tolist(), "scores": [_float_or_none(r) for r in n.scores],
+                "warnings": n.warnings, "corpus_warnings": n.corpus_warnings}
+
+    @app.post("/v1/project", response_model=S.ProjectResponse, tags=["vectors"],
+              summary="2-D map of texts (UMAP or PCA)")
+    def project(req: S.ProjectRequest) -> dict[str, Any]:
+        check_texts(req.texts, "texts", "/v1/project")
+        key, opts = resolve(req.model, req.options)
+        require_role(key, ENCODER)
+        xy = run(be.project, key, req.texts, req.method, req.seed, req.n_neighbors, req.min_dist, opts)
+        return {"model": key, "coords": [_float_or_none(r) for r in xy]}
+
+    return app
+
+
+__all__ = ["ApiError", "ServerSettings", "create_app"]
