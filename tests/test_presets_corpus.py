@@ -198,7 +198,7 @@ def test_full_width_pairs_are_identical_after_cleaning() -> None:
 
 
 def test_every_preset_pair_has_an_example_label() -> None:
-    from ui.tables import example_pairs_frame
+    from backend.presets import example_pairs_frame
 
     frame = example_pairs_frame()
     assert len(frame) == sum(len(p.pairs) for p in PRESETS.values())

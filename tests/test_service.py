@@ -74,7 +74,8 @@ def test_language_variant_routing(backend):
     assert res.error is None and res.used == ["esim-zh", "esim"]
     assert "scored by esim-zh" in " ".join(res.warnings[0]) and res.scores[0] > 0.5
     assert backend.variant_for("esim", "zh") == "esim-zh"
-    assert backend.variant_for("sbert", "zh") == "sbert"
+    assert backend.variant_for("sbert", "zh") == "sbert-zh" and backend.variant_for("sbert", "en") == "sbert"
+    assert backend.variant_for("esim-zh", "en") == "esim-zh"  # no variant: itself
 
 
 def test_max_loaded_is_bounded():

@@ -54,11 +54,14 @@ def run_app() -> None:
 
 
 def page_settings() -> Settings:
-    """The sidebar's settings for this run; draws the frame first when Streamlit started this page on its own."""
+    """The sidebar's settings for this run.
+
+    When Streamlit started this page file on its own, this draws the frame and then runs the page through the
+    navigation (``page.run()``), exactly as every later run will, so its widgets get the same ids from the first run
+    on (a click would otherwise be lost), and stops the outer, frameless run.
+    """
     settings = getattr(_RUN, "settings", None)
     if settings is None:
-        draw_frame()  # its st.navigation switches the old pages/ mode off for the whole process
-        # Run again, now through app.py, so this session's widgets have the ids every later run gives them (a click
-        # on a widget drawn by this stand-alone run would otherwise be lost). The URL and the page stay.
-        st.rerun()
+        run_app()  # draws the frame; its st.navigation also switches the old pages/ mode off for the whole process
+        st.stop()
     return settings

@@ -56,6 +56,9 @@ class ESIMModel(PairScorer, Encoder):
 
     default_batch_size = 128
     score_meaning = "native ESIM score (sigmoid output in [0, 1]), not a cosine"
+    # It reads its two inputs in different roles (premise, hypothesis): trained with sides swapped at random, so
+    # (a, b) and (b, a) are close, but not equal.
+    symmetric = False
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         super().__init__(spec, device)

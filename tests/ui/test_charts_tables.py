@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from backend.registry import Registry
+from backend.retrieval import overlap_matrix
 from backend.service import ModelResult, Neighbours
 from ui import charts, tables, theme
 
@@ -167,7 +168,7 @@ def test_alignment_heatmap_unique_labels():
 
 
 def test_overlap_heatmap_labels_and_range():
-    m = tables.overlap_matrix({"w2v": [{1}], "sbert": [{1, 2}]})
+    m = overlap_matrix({"w2v": [{1}], "sbert": [{1, 2}]})
     fig = charts.overlap_heatmap(m, {"w2v": "GloVe"}, 5)
     assert list(fig.data[0].x) == ["GloVe", "sbert"] and fig.data[0].zmax == 1
     assert "top-5" in fig.layout.title.text
