@@ -7,6 +7,12 @@ first page is usable within seconds.
 
 from __future__ import annotations
 
+import os
+
+# Sleeping (not spinning) OpenMP workers: many visitors' requests share two cores, and spinning threads starve the
+# forward passes (measured with bench/bench_server.py). Read when torch loads, so set before anything imports it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from ui.frame import run_app
 
 run_app()

@@ -31,7 +31,17 @@ from backend.base import Encoding, ProgressFn, Role
 from backend.jobs import StopRequested
 from backend.options import Option, OptionError
 from backend.registry import ModelRequest, ModelSpec, Registry
-from backend.service import CHUNK, ModelLoadError, ModelResult, Neighbours, RoleError, top_k_neighbours
+from backend.service import (
+    CHUNK,
+    ModelLoadError,
+    ModelResult,
+    Neighbours,
+    RoleError,
+    cluster_labels,
+    space_for,
+    top_k_neighbours,
+)
+from backend.speed import Speed
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 
@@ -208,6 +218,43 @@ class RemoteBackend:
         """The registered language variant of ``key`` for ``lang``, else ``key``."""
         v = self._entry(key)["variants"].get(lang)
         return v if v and any(m["id"] == v for m in self._model_list()) else key
+
+    def load(self, key: str) -> None:
+        """Have the server load model ``key`` now (its model card loads it); raises ModelLoadError when it fails."""
+        self.info(key)
+
+    def space_for(self, key: str, texts: Sequence[str]) -> tuple[str, str | None]:
+        """The one model whose vector space holds all of ``texts`` (the rule of :func:`backend.service.space_for`)."""
+        return space_for(self.registry, key, texts)
+
+    def clusters(self, key: str, texts: Sequence[str], n_clusters: int = 8, seed: int = 42,
+                 options: dict[str, Any] | None = None) -> np.ndarray:
+        """K-means ids of ``texts`` in model ``key``'s vector space (vectors from the server, clustered here)."""
+        enc = self.embed(key, texts, options)
+        return cluster_labels(enc.vectors, enc.valid, n_clusters, seed)
+
+    def align(self, key: str, a: str, b: str) -> None:
+        """A word alignment needs the model object: none over HTTP (the Compare page then shows no heatmap)."""
+        return None
+
+    def measure_speed(self, key: str, options: dict[str, Any] | None = None, n: int | None = None) -> Speed:
+        """Latency of one pair and throughput as the dashboard sees them: through the server, round trips included."""
+        from backend.io import load_demo_corpus
+        from backend.speed import BENCH_SENTENCES
+
+        n = n or BENCH_SENTENCES
+        corpus = load_demo_corpus()["text"].tolist()
+        rng = np.random.default_rng(time.time_ns() % 2**32)
+        texts = [f"{corpus[i]} ({j} {time.time_ns()})" for j, i in enumerate(rng.integers(0, len(corpus), n))]
+        reqs = [ModelRequest(key, key, dict(options or {}))]
+        lat = []
+        for j in range(5):
+            t0 = time.perf_counter()
+            self.similarity([texts[j]], [texts[-j - 1]], reqs)
+            lat.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        self.similarity(texts[: n // 2], texts[n // 2 :], reqs)
+        return Speed(float(np.median(lat) * 1000), (n // 2) / max(time.perf_counter() - t0, 1e-9), "pairs")
 
     def model(self, key: str, **options: Any):
         """Not available remotely: models live in the server's memory."""

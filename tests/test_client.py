@@ -180,3 +180,17 @@ def test_backend_from_env(monkeypatch, pair):
     assert isinstance(remote, RemoteBackend) and remote.roles("enc") == frozenset({"encoder"})
     monkeypatch.delenv("SIMDASH_BACKEND_URL")
     assert isinstance(backend_from_env(device="cpu", cache_dir="memory"), Backend)
+
+
+def test_the_pages_extras_work_remotely(pair):
+    """What the dashboard's pages call beyond the core: load, space_for, clusters, align, measure_speed."""
+    local, remote = pair
+    remote.load("enc")
+    with pytest.raises(ModelLoadError):
+        remote.load("broken")
+    texts = ["the cat sat", "dogs bark", "the cat ran", "fish swim", "cats sit", "a dog"]
+    assert remote.space_for("pair", ["一个女孩", "两个男孩"]) == local.space_for("pair", ["一个女孩", "两个男孩"])
+    np.testing.assert_array_equal(remote.clusters("enc", texts, 2, seed=3), local.clusters("enc", texts, 2, seed=3))
+    assert remote.align("pair", "a", "b") is None  # no model object over HTTP: the page shows no heatmap
+    speed = remote.measure_speed("pair", n=8)
+    assert speed.unit == "pairs" and speed.per_second > 0 and speed.latency_ms > 0

@@ -66,41 +66,56 @@ def shots(tmp_path_factory) -> Path:
     return out
 
 
+def _start(cmd: list[str], health: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start a server process (its own process group) and wait until ``health`` answers 200."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                                                    **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.perf_counter()
+    while True:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as r:
+                if r.status == 200:
+                    print(f"{cmd[2:4]} healthy after {time.perf_counter() - t0:.1f} s")
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.perf_counter() - t0 > 120:
+            _stop(proc)
+            pytest.fail(f"{cmd} did not become healthy within 120 s:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _check_log(log: Path) -> None:
+    text = log.read_text(errors="replace")
+    print(text[-2000:])
+    assert "Inotify" not in text, "the file watcher floods the log"
+    assert "Traceback" not in text, text[-4000:]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     """``streamlit run app.py`` as the README starts it, on a free port; yields its URL and always stops it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    proc = _start([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                  f"{base}/_stcore/health", log)
     try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 90:
-                pytest.fail(f"streamlit did not become healthy within 90 s:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
-        print(f"server healthy after {time.perf_counter() - t0:.1f} s")
         yield base
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        text = log.read_text(errors="replace")
-        print(text[-2000:])
-        assert "Inotify" not in text, "the file watcher floods the log"
-        assert "Traceback" not in text, text[-4000:]
+        _stop(proc)
+        _check_log(log)
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +315,29 @@ def test_dark_theme_and_the_chinese_interface(server, browser, shots):
         page.screenshot(path=str(shots / "compare_dark_zh.png"), full_page=True)
     finally:
         v.close()
+
+
+def test_the_dashboard_as_a_client_of_a_model_server(browser, tmp_path):
+    """``python -m backend serve`` holds the models; ``SIMDASH_BACKEND_URL`` makes the dashboard its client."""
+    api, ui = _free_port(), _free_port()
+    served = _start([sys.executable, "-m", "backend", "serve", "--port", str(api)], f"http://127.0.0.1:{api}/health",
+                    tmp_path / "serve.log")
+    try:
+        dash = _start([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(ui)],
+                      f"http://127.0.0.1:{ui}/_stcore/health", tmp_path / "dash.log",
+                      {"SIMDASH_BACKEND_URL": f"http://127.0.0.1:{api}"})
+        v = Visitor(browser)
+        try:
+            page = v.open(f"http://127.0.0.1:{ui}", "?preset=Negation")
+            page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+            assert page.locator('[data-testid="stTable"]').first.inner_text().count("0.") >= 5
+            assert f"models served by http://127.0.0.1:{api}" in page.locator('[data-testid="stSidebar"]').inner_text()
+            page = v.open(f"http://127.0.0.1:{ui}", "models")
+            assert f"The models run on the backend server at http://127.0.0.1:{api}" in page.inner_text("body")
+            assert_healthy(v, "dashboard as a client")
+        finally:
+            v.close()
+            _stop(dash)
+        _check_log(tmp_path / "dash.log")
+    finally:
+        _stop(served)
