@@ -148,10 +148,10 @@ OWN = {
     ],
 }
 #: measured dev Spearman of the shipped checkpoints (x100, README of each model) minus about one point.
-DEV_FLOOR = {"en": 0.835, "zh": 0.49}
+DEV_FLOOR = {"en": 0.835, "zh": 0.68}
 #: what each shipped model achieves on OWN (measured, with a margin): identical pairs above `same`, paraphrases
-#: above unrelated pairs by `gap`, unrelated pairs below `far`. cross-zh is under-trained (models/cross-zh/README.md).
-LIMITS = {"en": {"same": 0.7, "gap": 0.2, "far": 0.3}, "zh": {"same": 0.55, "gap": 0.03, "far": 0.55}}
+#: above unrelated pairs by `gap`, unrelated pairs below `far`. both are under-trained (see their README.md).
+LIMITS = {"en": {"same": 0.7, "gap": 0.2, "far": 0.3}, "zh": {"same": 0.6, "gap": 0.2, "far": 0.45}}
 MAX_BYTES = 25_000_000
 
 
