@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--select-symmetric", action="store_true",
                    help="pick the epoch by the dev Spearman of both-order averaged scores")
     t.add_argument("--evals-per-epoch", type=int, default=1, help="dev evaluations per epoch (best kept)")
-    t.add_argument("--limit", type=int, help="use only the first N training pairs (smoke tests)")
+    t.add_argument("--limit", type=int, help="train on a seeded random N of the training pairs")
     e = sub.add_parser("evaluate", help="Spearman/Pearson of a checkpoint on a scored table")
     e.add_argument("folder")
     e.add_argument("table")

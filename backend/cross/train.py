@@ -179,7 +179,7 @@ def train_cross_encoder(
     select_symmetric : bool
         Choose the weights by the Spearman of both-order averaged scores instead of one order.
     limit : int, optional
-        Use only the first ``limit`` training pairs (smoke tests).
+        Train on a seeded random ``limit`` of the training pairs (smoke tests, or a CPU-time budget).
     command : str, optional
         The command line, recorded in the checkpoint.
 
@@ -205,9 +205,12 @@ def train_cross_encoder(
     dv = read_pairs(dev_path, "dev data")
     if tr.objective != "regression" or dv.objective != "regression":
         raise ValueError("cross-encoder training expects graded scores (0-5 or 0-1), not binary labels")
-    if limit:
-        tr = PairData(tr.a[:limit], tr.b[:limit], tr.y[:limit], tr.objective, tr.label_max, tr.columns)
-        notes.append(f"used only the first {limit} training pairs")
+    if limit and limit < len(tr.a):
+        # A seeded random subset: STS-B's rows are grouped by genre, so the first rows would be captions only.
+        keep = np.sort(np.random.default_rng(seed).choice(len(tr.a), size=limit, replace=False))
+        tr = PairData([tr.a[i] for i in keep], [tr.b[i] for i in keep], tr.y[keep], tr.objective, tr.label_max,
+                      tr.columns)
+        notes.append(f"used a random {limit} of the training pairs (seed {seed})")
     a, b, y = list(tr.a), list(tr.b), tr.y.tolist()
     if both_orders:
         a, b, y = a + list(tr.b), b + list(tr.a), y + y
