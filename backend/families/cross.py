@@ -19,6 +19,7 @@ import numpy as np
 from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
 from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
 from backend.devices import dtype_name, pick_dtype
+from backend.families._hf import quiet_transformers
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -40,6 +41,7 @@ class CrossEncoderModel(PairScorer):
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         super().__init__(spec, device)
         t0 = time.perf_counter()
+        quiet_transformers()
         folder = spec.resolve_source()
         self.config = read_compact_config(folder)[SECTION]
         # Half precision halves a GPU's memory traffic; on a CPU it is slower than fp32, so it stays fp32 there.

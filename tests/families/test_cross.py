@@ -1,0 +1,34 @@
+"""The shipped cross-encoder through the dashboard's backend: scores, truncation per side, no vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.service import RoleError
+
+pytestmark = pytest.mark.slow
+
+
+def test_cross_scores_paraphrase_above_unrelated_in_both_languages(backend):
+    r = backend.similarity(["The chef chops onions for the soup.", "The chef chops onions for the soup.", "我想退货"],
+                           ["A cook is cutting onions for a soup.", "The stock market fell sharply today.", "怎么申请退款"],
+                           ["cross"])["cross"]
+    assert r.error is None and r.used == ["cross", "cross", "cross-zh"]
+    assert 0 <= r.scores.min() and r.scores.max() <= 1
+    assert r.scores[0] > r.scores[1] + 0.3
+
+
+def test_a_long_pair_is_cut_on_the_longer_side_and_says_where(backend):
+    long = " ".join(["onion"] * 400)
+    r = backend.similarity([long, "short"], ["a short one", long], ["cross"])["cross"]
+    assert np.isfinite(r.scores).all()
+    w0, w1 = " ".join(r.warnings[0]), " ".join(r.warnings[1])
+    assert "A truncated: 400 word pieces" in w0 and "B truncated" not in w0 and "cut after 'onion'" in w0
+    assert "B truncated: 400 word pieces" in w1 and "the pair's limit is 256" in w1
+
+
+def test_a_cross_encoder_gives_no_vectors_and_says_so(backend):
+    with pytest.raises(RoleError, match="cross scores pairs only"):
+        backend.embed("cross", ["a text"])
+    assert "cross" not in backend.keys_with_role("encoder") and "cross" in backend.keys_with_role("pair_scorer")
