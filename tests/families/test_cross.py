@@ -15,7 +15,7 @@ def test_cross_scores_paraphrase_above_unrelated_in_both_languages(backend):
                            ["A cook is cutting onions for a soup.", "The stock market fell sharply today.", "怎么申请退款"],
                            ["cross"])["cross"]
     assert r.error is None and r.used == ["cross", "cross", "cross-zh"]
-    assert 0 <= r.scores.min() and r.scores.max() <= 1
+    assert r.scores.min() >= 0 and r.scores.max() <= 1
     assert r.scores[0] > r.scores[1] + 0.3
 
 
