@@ -176,9 +176,9 @@ def test_backend_reads_vectors_a_previous_process_stored(tmp_path):
 
 def test_backend_persists_native_pair_scores(tmp_path):
     CALLS.clear()
-    score = {"pair_c": lambda a, b: float("nan") if a == "?" else len(a) / 10}
-    fake_backend(scorers=score, cache_dir=tmp_path).score_pairs("pair_c", ["abc", "?", ""], ["x", "y", "z"])
-    r = fake_backend(scorers=score, cache_dir=tmp_path).score_pairs("pair_c", ["abc", "?", ""], ["x", "y", "z"])
+    score = {"pair_c": lambda a, b: float("nan") if a == "nothing" else len(a) / 10}
+    fake_backend(scorers=score, cache_dir=tmp_path).score_pairs("pair_c", ["abc", "nothing", ""], ["x", "y", "z"])
+    r = fake_backend(scorers=score, cache_dir=tmp_path).score_pairs("pair_c", ["abc", "nothing", ""], ["x", "y", "z"])
     assert [c for c in CALLS if c[0] == "pair_c"] == [("pair_c", 2)]  # the second backend computed nothing
     assert r.scores[0] == pytest.approx(0.3) and np.isnan(r.scores[1]) and np.isnan(r.scores[2])
     assert r.warnings[1] == ["A: nothing to read: no score"]

@@ -8,6 +8,8 @@ backend warnings.
 from __future__ import annotations
 
 ZH: dict[str, str] = {
+    "Average the scores of (a, b) and (b, a): a cross-encoder reads its input in order, so the two can differ a little; averaging makes the score symmetric at twice the cost.": "对 (a, b) 和 (b, a) 两个顺序的分数取平均：交叉编码器按顺序读输入，两个顺序的分数可能略有不同；取平均使分数对称，但耗时加倍。",
+    "both orders": "两个顺序",
     "No neighbours for this query: {reason}": "此查询没有近邻：{reason}",
     " (optional)": "（可选）",
     " that gives sentence vectors.": "（需能输出句向量）。",

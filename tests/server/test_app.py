@@ -175,8 +175,9 @@ def test_similarity_follows_the_cli_json_contract(api):
     assert len(res) == 3 and set(res[0]) == {"enc", "pair", "broken"}
     assert res[0]["enc"] == {"score": 1.0, "warnings": [], "model": "enc"}
     assert res[0]["pair"]["score"] == 1.0 and res[0]["pair"]["model"] == "pair"
-    assert res[1]["enc"]["score"] is None and "B: empty text: no vector" in res[1]["enc"]["warnings"]
-    assert res[2]["pair"]["score"] is None and res[2]["pair"]["warnings"] == ["A: nothing to read: no score"]
+    assert res[1]["enc"]["score"] is None and "B: empty text: no score" in res[1]["enc"]["warnings"]
+    assert res[2]["pair"]["score"] is None and res[2]["pair"]["warnings"] == [
+        "A: no words found (only punctuation, emoji or symbols): no score"]
     # A model that cannot load answers with its error, and the others still answer (as in the CLI).
     assert res[0]["broken"]["score"] is None and res[0]["broken"]["warnings"][0].startswith("error: ")
     cols = r.json()["models"]

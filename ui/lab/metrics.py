@@ -43,7 +43,8 @@ def metrics_tab(data: LabelledPairs, data_id: str, settings: Settings) -> Evalua
     reqs = requests(settings)
     last = st.session_state.get("lab_metrics_size")
     secs = job_seconds("metrics")
-    size = size_ui(len(data), "lab_metrics_n", (last, secs) if last and secs else None)
+    # The data's id in the key: another data set starts from its own default size, not the last one's.
+    size = size_ui(len(data), f"lab_metrics_n_{abs(hash(data_id)) % 10**8}", (last, secs) if last and secs else None)
     signature = (data_id, size, repr([(r.name, sorted(r.options.items())) for r in reqs]))
     if st.button(t("Evaluate {n} pairs with {models}", n=f"{size:,}", models=", ".join(settings.keys)), type="primary",
                  key="lab_metrics_run", disabled=not settings.keys):

@@ -39,7 +39,7 @@ def probe_tab(data: LabelledPairs, data_id: str) -> None:
     c1, c2 = st.columns([2, 1])
     key = c1.selectbox(t("Model"), berts, key="lab_probe_model")
     whiten = c2.toggle(t("Whitening"), key="lab_probe_whiten")
-    size = size_ui(len(data), "lab_probe_n", None)
+    size = size_ui(len(data), f"lab_probe_n_{abs(hash(data_id)) % 10**8}", None)
     signature = (data_id, key, whiten, size)
     if st.button(t("Run the probe"), type="primary", key="lab_probe_run"):
         sub = data.head(size)
