@@ -35,6 +35,7 @@ from backend.devices import pick_device
 from backend.families import build_model, family_class
 from backend.jobs import StopRequested
 from backend.options import Option, OptionError, validate_options
+from backend.options import defaults as option_defaults
 from backend.registry import ModelRequest, ModelSpec, Registry
 from backend.text import clean_text, detect_language
 
@@ -97,6 +98,50 @@ class Neighbours:
     warnings: list[list[str]]
     corpus_warnings: list[list[str]]
     model: str
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that makes a model's numbers what they are, known without loading its weights.
+
+    Attributes
+    ----------
+    key, family, source : str
+    config_id : str
+        The id the embedding cache uses (:attr:`backend.base.SentenceModel.config_id`): equal ids, equal vectors.
+    options : dict
+        Every option's value, defaults included.
+    """
+
+    key: str
+    family: str
+    source: str
+    config_id: str
+    options: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "family": self.family, "source": self.source, "config_id": self.config_id,
+                "options": dict(self.options)}
+
+    def differences(self, other: dict[str, Any]) -> str | None:
+        """Why vectors made under ``other`` (a stored :meth:`as_dict`) are not this model's (None: they are).
+
+        The sentence names what was used and what is selected now, e.g. ``embedded with bert layer -2 pooling
+        mean; the selected model has layer -1``.
+        """
+        if other.get("config_id") == self.config_id:
+            return None
+        if other.get("key") != self.key:
+            return f"embedded with {other.get('key')}, not {self.key}"
+        if other.get("source") != self.source:
+            return f"embedded with {self.key} from {other.get('source')}; the selected {self.key} loads {self.source}"
+        old, new = dict(other.get("options") or {}), self.options
+        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if not diff:
+            return f"embedded with another configuration of {self.key} ({other.get('config_id')} vs {self.config_id})"
+        was = " ".join(f"{k} {old.get(k, '(unset)')}" for k in diff)
+        now = " ".join(f"{k} {new.get(k, '(unset)')}" for k in diff)
+        return f"embedded with {self.key} {was}; the selected model has {now}"
 
 
 class RoleError(ValueError):
@@ -245,6 +290,23 @@ class Backend:
         """
         self.registry[key]
         return validate_options(self.option_specs(key), options or {}, key, runtime_only=True)
+
+    def model_config(self, key: str, options: dict[str, Any] | None = None) -> ModelConfig:
+        """The :class:`ModelConfig` of ``key`` with run-time ``options`` (loads no weights).
+
+        Its ``config_id`` equals ``self.model(key, **options).config_id``; files of vectors store it so that
+        vectors of different configurations are never mixed.
+
+        Raises
+        ------
+        KeyError, OptionError
+            As :meth:`check_request`.
+        """
+        spec = self.registry[key]
+        specs = family_class(spec.family).OPTIONS
+        base = {**option_defaults(specs), **validate_options(specs, dict(spec.options), key)}
+        full = spec.with_options(**{**base, **self.check_request(key, options)})
+        return ModelConfig(key, spec.family, spec.source, full.config_id, dict(full.options))
 
     def remove(self, key: str) -> None:
         """Forget a run-time model: unload it, drop it from the registry and from the load errors."""
