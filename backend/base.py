@@ -115,6 +115,8 @@ class SentenceModel:
     languages: tuple[str, ...] = ("en",)
     #: True when ``score(a, b) == score(b, a)`` by construction (the contract tests check it).
     symmetric: bool = True
+    #: False for families that always compute on the CPU: a Ray job then gives their actors no GPU.
+    runs_on_gpu: bool = True
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         checked = validate_options(self.OPTIONS, spec.options, spec.key)

@@ -147,6 +147,9 @@ class Stage:
         """Rows of a finished chunk that got no result from this model (counted for the summary)."""
         return 0
 
+    def observe(self, frame: pd.DataFrame) -> None:
+        """Learn this model's failure from a chunk another process scored (a Ray actor)."""
+
 
 @dataclass
 class ScoreStage(Stage):
@@ -170,6 +173,11 @@ class ScoreStage(Stage):
 
     def missing(self, frame):
         return int(frame[f"score_{self.name}"].isna().sum()) if self.error is None else 0
+
+    def observe(self, frame):
+        w = frame[f"warnings_{self.name}"]
+        if self.error is None and len(w) and str(w.iloc[0]).startswith("failed: ") and frame[f"score_{self.name}"].isna().all():
+            self.error = str(w.iloc[0])[len("failed: "):]
 
 
 @dataclass
@@ -292,7 +300,7 @@ class FileJob:
                              else f"resuming after row {start.rows:,}")
         elif resume:
             notes.append(f"nothing to resume ({mpath.name} not found): starting from the first row")
-        elif old is not None and not old.complete and not old.stopped:
+        elif old is not None and not old.complete and not old.stopped and old.done["rows"]:
             raise ResumeError(f"an unfinished run of {output} exists ({old.done['rows']:,} rows written); add --resume "
                               f"to continue it, or delete {mpath} to start over")
         job = cls(stream, output, command, list(stages), finalize, manifest, start, mark, chunk_rows, metadata, notes)
@@ -327,6 +335,7 @@ class FileJob:
         """Write one finished chunk, make it durable, then record it in the manifest."""
         mark = self.writer().write(frame)
         for st in self.stages:
+            st.observe(frame)
             n = st.missing(frame)
             if n:
                 self.result.missing[st.name] = self.result.missing.get(st.name, 0) + n

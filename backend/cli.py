@@ -98,7 +98,7 @@ def progress_bar(unit: str, quiet: bool = False):
 
 #: vectors kept in memory by a file job's backend: enough for texts that repeat across nearby rows, small enough
 #: that the cache stays far below the memory a million-row job may use (the default is sized for the dashboard).
-FILE_JOB_CACHE = 20_000
+FILE_JOB_CACHE = 0
 
 
 def _backend(args: argparse.Namespace, **kw):
