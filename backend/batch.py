@@ -234,18 +234,20 @@ class FileJob:
     def __init__(self, stream: TableStream, output: Path, command: str, stages: list[Stage],
                  finalize: Callable[[pd.DataFrame], pd.DataFrame] | None, manifest: Manifest, start: Position,
                  writer_mark: int | None, chunk_rows: int, metadata: Callable[[], dict[bytes, bytes]] | None,
-                 notes: list[str]) -> None:
+                 notes: list[str], to_table: Callable | None = None) -> None:
         self.stream, self.output, self.command, self.stages = stream, output, command, stages
         self.finalize, self.manifest, self.start, self.chunk_rows = finalize, manifest, start, chunk_rows
         self._writer_mark, self.metadata, self.notes = writer_mark, metadata, notes
         self.result = FileResult(output, rows=start.rows, resumed_from=start.rows, notes=notes,
                                  missing=dict(manifest.stats))
         self._writer: ChunkWriter | None = None
+        self.to_table = to_table
 
     # ---------------------------------------------------------------------------------------- opening
     @classmethod
     def open(cls, input: str | Path, output: str | Path, command: str, make_stages: Callable[[pd.DataFrame], tuple],
-             resume: bool = False, chunk_rows: int = CHUNK_ROWS, txt_column: str = "text") -> FileJob:
+             resume: bool = False, chunk_rows: int = CHUNK_ROWS, txt_column: str = "text",
+             to_table: Callable | None = None) -> FileJob:
         """Check everything a job needs before it starts.
 
         Parameters
@@ -256,6 +258,8 @@ class FileJob:
             Parquet schema metadata.
         resume : bool
             Go on after the last finished chunk of an earlier run of the same output.
+        to_table : callable, optional
+            ``to_table(frame) -> pyarrow.Table`` for Parquet output (default: ``pa.Table.from_pandas``).
 
         Raises
         ------
@@ -303,7 +307,8 @@ class FileJob:
         elif old is not None and not old.complete and not old.stopped and old.done["rows"]:
             raise ResumeError(f"an unfinished run of {output} exists ({old.done['rows']:,} rows written); add --resume "
                               f"to continue it, or delete {mpath} to start over")
-        job = cls(stream, output, command, list(stages), finalize, manifest, start, mark, chunk_rows, metadata, notes)
+        job = cls(stream, output, command, list(stages), finalize, manifest, start, mark, chunk_rows, metadata, notes,
+                  to_table)
         if not manifest.complete:
             manifest.engine = "local"
             manifest.done = {"rows": start.rows, "offset": start.offset, "line": start.line, "mark": mark or 0}
@@ -316,7 +321,7 @@ class FileJob:
     # ---------------------------------------------------------------------------------------- running
     def writer(self) -> ChunkWriter:
         if self._writer is None:
-            self._writer = ChunkWriter(self.output, self._writer_mark)
+            self._writer = ChunkWriter(self.output, self._writer_mark, self.to_table)
         return self._writer
 
     def apply(self, be, frame: pd.DataFrame, progress: ProgressFn | None = None,

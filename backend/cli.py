@@ -15,6 +15,10 @@ Commands (a stable contract that scripts rely on)
     the rows before it are written. ``--engine ray [--address auto|ray://head:10001]``: see docs/scale.md.
 
 ``--models`` takes registry keys with optional run-time options: ``w2v,bert:layer=-1:pooling=cls,esim``.
+``embed CORPUS OUT.parquet [--models sbert,bert] [--text-col text] [--resume] [--engine local|ray]``
+    The corpus's texts and other columns plus ``vec_<model>`` (float32 unit vectors), ``valid_<model>`` and
+    ``warnings_<model>``, with every model's configuration in the Parquet schema metadata
+    (:mod:`backend.embed`; read back with :func:`backend.embed.load_embedded_corpus`).
 ``models [--json]``
     The registry.
 ``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
@@ -96,8 +100,9 @@ def progress_bar(unit: str, quiet: bool = False):
     return bar, progress
 
 
-#: vectors kept in memory by a file job's backend: enough for texts that repeat across nearby rows, small enough
-#: that the cache stays far below the memory a million-row job may use (the default is sized for the dashboard).
+#: a file job keeps no vectors between chunks: each chunk's numbers then depend on its rows alone, so the output is
+#: the same on the local engine, on Ray and after a resume (BLAS sums can differ in the last bit with the batch
+#: a text is encoded in), and memory stays flat. Texts repeated within a chunk are still encoded once.
 FILE_JOB_CACHE = 0
 
 
@@ -219,6 +224,53 @@ def _configure_score(p: argparse.ArgumentParser) -> None:
 
 
 run_score.configure = _configure_score
+
+
+# ------------------------------------------------------------------------------------------------ embed
+@command("embed", "write a corpus's sentence vectors (one column per model) to a Parquet file, of any size")
+def run_embed(args: argparse.Namespace) -> int:
+    from backend.batch import ResumeError
+    from backend.embed import embed_file
+    from backend.service import RoleError
+
+    be = _backend(args, cache_size=FILE_JOB_CACHE)
+    requests = resolve_models(be, args.models)
+    try:
+        job = embed_file(be, args.input, args.output, requests, args.text_col, resume=args.resume,
+                         chunk_rows=args.chunk_rows)
+    except (TableError, ResumeError, RoleError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in job.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if job.result.complete:
+        return 0
+    where = be.device if args.engine == "local" else f"Ray ({args.address or 'local'})"
+    print(f"embedding {job.text_col!r} with {', '.join(r.name for r in requests)} on {where}", file=sys.stderr)
+    result = _run_job(job, be, args)
+    if result is None:
+        return 2
+    gaps = ", ".join(f"{k}: {v}" for k, v in result.missing.items() if v)
+    print(f"wrote {args.output}: {result.rows} texts in {result.seconds:.1f}s"
+          + (f"; texts without a vector (the warnings_<model> column says why): {gaps}" if gaps else ""), file=sys.stderr)
+    if result.stopped is not None:
+        print(f"error: {result.stopped}; the output has the {result.rows:,} texts before it", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _configure_embed(p: argparse.ArgumentParser) -> None:
+    from backend.embed import EMBED_CHUNK_ROWS
+
+    p.add_argument("input", help="corpus: CSV/TSV/Parquet with a text column, or .txt with one text per line")
+    p.add_argument("output", help="a .parquet file: texts, the corpus's other columns, vec_/valid_/warnings_<model>")
+    _models_arg(p)
+    p.add_argument("--text-col", default=None, help="the text column (default: text, sentence, or the only column)")
+    _file_job_args(p)
+    p.set_defaults(chunk_rows=EMBED_CHUNK_ROWS)
+
+
+run_embed.configure = _configure_embed
 
 
 # ----------------------------------------------------------------------------------------------- models

@@ -440,10 +440,13 @@ class ChunkWriter:
     resume_bytes : int, optional
         CSV/TSV: cut the file back to this size and append; Parquet: the number of parts to keep.
         None starts a new file.
+    to_table : callable, optional
+        ``to_table(frame) -> pyarrow.Table`` for Parquet (default: ``pa.Table.from_pandas``).
     """
 
-    def __init__(self, path: str | Path, resume_bytes: int | None = None) -> None:
+    def __init__(self, path: str | Path, resume_bytes: int | None = None, to_table=None) -> None:
         self.path = Path(path)
+        self.to_table = to_table
         self.format = output_format(self.path)
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         self._schema = None
@@ -478,7 +481,7 @@ class ChunkWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = self.to_table(frame) if self.to_table else pa.Table.from_pandas(frame, preserve_index=False)
             if self._schema is None:
                 self._schema = table.schema.remove_metadata()
             else:

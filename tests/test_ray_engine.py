@@ -110,3 +110,23 @@ def test_ray_parquet_in_and_out_and_a_bad_row_stops_where_the_local_engine_does(
     res = run_on_ray(score_file(be, bad, tmp_path / "bad_out.csv", ["w2v"], chunk_rows=150), workers=2)
     assert not res.complete and res.rows == 499 and "line 501 has 4 comma-separated fields" in str(res.stopped)
     assert pd.read_csv(tmp_path / "bad_out.csv")["id"].tolist() == list(range(499))
+
+
+@pytest.mark.slow
+def test_ray_embedding_equals_the_local_one(tmp_path, local_ray):
+    import numpy as np
+
+    from backend.embed import embed_file, load_embedded_corpus
+    from backend.ray_engine import run_on_ray
+    from backend.service import Backend
+
+    be = Backend(device="cpu", cache_size=0)
+    src = tmp_path / "c.csv"
+    pd.DataFrame({"text": pairs(600)["sentence1"], "topic": ["t"] * 600}).to_csv(src, index=False)
+    embed_file(be, src, tmp_path / "local.parquet", ["w2v"], chunk_rows=128).run(be)
+    res = run_on_ray(embed_file(be, src, tmp_path / "ray.parquet", ["w2v"], chunk_rows=128), workers=2)
+    assert res.complete and res.rows == 600
+    a, b = load_embedded_corpus(tmp_path / "ray.parquet"), load_embedded_corpus(tmp_path / "local.parquet")
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert list(a.texts) == list(b.texts) and a.valid.tolist() == b.valid.tolist() and a.config_id == b.config_id
+    assert a.config["dim"] == 50  # learnt by the driver from the actors' output
