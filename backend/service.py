@@ -90,7 +90,11 @@ class Neighbours:
     warnings : list of list of str
         Per query.
     corpus_warnings : list of list of str
+        Empty for an embedded corpus (its file's ``warnings_<model>`` column has them).
     model : str
+    search : IndexInfo, optional
+        How the corpus was searched (exact, or approximate with its measured recall@10): see
+        :meth:`Backend.search`.
     """
 
     indices: np.ndarray
@@ -98,6 +102,7 @@ class Neighbours:
     warnings: list[list[str]]
     corpus_warnings: list[list[str]]
     model: str
+    search: Any = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class Backend:
         self._vectors = _LRU(cache_size)
         self._pairs = _LRU(cache_size)
         self._projections = _LRU(64)
+        self._indexes = _LRU(8)  # search indexes: a million 384-d vectors is 1.5 GB, so only a few
         self.load_errors: dict[str, str] = {}
         self.stats = {"vector_hits": 0, "vector_misses": 0}
 
@@ -565,6 +571,95 @@ class Backend:
                 sc_out[s + r, :n_ok] = top_s[r][ok]
         return Neighbours(idx_out, sc_out, q_enc.warnings, c_enc.warnings, m.key)
 
+    def build_index(
+        self, key: str, corpus, options: dict[str, Any] | None = None, kind: str = "auto",
+        progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+    ):
+        """The search index of ``corpus`` under model ``key``: built once (with progress, cancellable), kept in
+        memory and, when approximate, saved beside the corpus file and reused.
+
+        Parameters
+        ----------
+        corpus : EmbeddedCorpus or sequence of str
+            An embedded corpus (:func:`backend.embed.load_embedded_corpus`) or texts (embedded here).
+        kind : {"auto", "exact", "ivf", "hnsw"}
+            ``auto``: exact below :data:`backend.index.EXACT_LIMIT` vectors, IVF above.
+        progress, should_stop : callable, optional
+            ``progress(done, total)`` over embedding then adding vectors; ``should_stop`` is checked between
+            steps (:class:`~backend.jobs.StopRequested`), so a dashboard job can cancel a long build.
+
+        Returns
+        -------
+        VectorIndex
+            ``.info`` (:class:`~backend.index.IndexInfo`) says what kind it is and its recall@10 vs exact.
+
+        Raises
+        ------
+        CorpusMismatch
+            An embedded corpus made under another configuration than ``key`` with ``options`` (says why).
+        """
+        from backend.index import get_index
+
+        ec = self._embedded(key, corpus, options, progress)
+        ck = ("index", ec.config_id, ec.corpus_id, kind)
+        hit = self._indexes.get_many([ck])[0]
+        if hit is not None:
+            return hit
+        idx = get_index(ec.vectors, ec.valid, ec.config_id, ec.corpus_id, ec.path, kind, progress, should_stop)
+        self._indexes.put_many([(ck, idx)])
+        return idx
+
+    def _embedded(self, key: str, corpus, options: dict[str, Any] | None, progress: ProgressFn | None = None):
+        """``corpus`` as an :class:`~backend.embed.EmbeddedCorpus` of ``key`` (checked, or embedded here)."""
+        from backend.embed import CorpusMismatch, EmbeddedCorpus, embed_texts
+
+        if isinstance(corpus, EmbeddedCorpus):
+            why = self.model_config(key, options).differences({**corpus.config, "config_id": corpus.config_id})
+            if why:
+                raise CorpusMismatch(f"the corpus was {why}; vectors of two configurations are not comparable")
+            return corpus
+        self._encoder(key, options)
+        return embed_texts(self, key, list(corpus), options, progress)
+
+    def search(
+        self, key: str, queries: Sequence[str], corpus, k: int = 10, options: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None, kind: str = "auto",
+    ) -> Neighbours:
+        """Top-``k`` neighbours of each query in a corpus of any size, saying how they were found.
+
+        Texts below :data:`backend.index.EXACT_LIMIT` take :meth:`neighbours` (exact, as always); an embedded
+        corpus (:func:`backend.embed.load_embedded_corpus`) or a larger one is searched through
+        :meth:`build_index` (exact below the limit, approximate above, with recall@10 measured at build time).
+
+        Returns
+        -------
+        Neighbours
+            With ``search`` (:class:`~backend.index.IndexInfo`): ``search.describe()`` is the line to show.
+
+        Raises
+        ------
+        RoleError, CorpusMismatch, ValueError
+            A model without vectors; an embedded corpus of another configuration; ``k`` below 1.
+        """
+        from backend.embed import EmbeddedCorpus
+        from backend.index import EXACT_LIMIT, IndexInfo
+
+        if int(k) < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        if not isinstance(corpus, EmbeddedCorpus) and len(corpus) < EXACT_LIMIT and kind in ("auto", "exact"):
+            nb = self.neighbours(key, queries, corpus, k, options, progress)
+            nb.search = IndexInfo("exact", len(corpus), self.model(key, **(options or {})).dim, engine="numpy")
+            return nb
+        ec = self._embedded(key, corpus, options, progress)
+        idx = self.build_index(key, ec, options, kind, progress, should_stop)
+        m = self._encoder(key, options)
+        q = self._embed_with(m, queries)
+        scores, rows = idx.search(q.vectors, int(k))
+        rows[~q.valid] = -1
+        scores[~q.valid] = np.nan
+        cw = [] if isinstance(corpus, EmbeddedCorpus) else [w.split("; ") if w else [] for w in ec.warnings]
+        return Neighbours(rows, scores, q.warnings, cw, m.key, idx.info)
+
     # ---------------------------------------------------------------------------------------- projection
     def project(
         self, key: str, texts: Sequence[str], method: Literal["umap", "pca"] = "umap", seed: int = 42,
@@ -601,7 +696,7 @@ class Backend:
 
     def clear_cache(self) -> None:
         """Drop cached vectors, pair scores and projections (models stay loaded)."""
-        for c in (self._vectors, self._pairs, self._projections):
+        for c in (self._vectors, self._pairs, self._projections, self._indexes):
             with c.lock:
                 c.clear()
 
