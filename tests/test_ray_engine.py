@@ -9,6 +9,7 @@ import pytest
 
 # Not importorskip: Ray is in requirements-scale.txt, which requirements-dev.txt installs, so CI must run these.
 import ray
+
 from backend.ray_engine import EngineError, connect
 
 
