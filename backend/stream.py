@@ -37,6 +37,9 @@ from backend.io import TableError, decode_bytes, sniff_separator
 
 #: bytes of the file's head used to detect its encoding and separator (and hashed to recognise the file).
 HEAD_BYTES = 1 << 20
+#: the longest cell read (characters): longer than any sentence or document people score, short enough that a
+#: quote left open is caught within a megabyte instead of swallowing the rest of the file.
+MAX_CELL = 1 << 20
 Format = Literal["csv", "tsv", "parquet", "txt"]
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -198,6 +201,8 @@ class TableStream:
         return "gb18030" if self.encoding == "gbk" else "utf-8"
 
     def _reader(self, lines: _Lines):
+        if csv.field_size_limit() < MAX_CELL:  # Python's default is 128 KiB; only ever raised, process-wide
+            csv.field_size_limit(MAX_CELL)
         # Tab files often hold raw double quotes in their text (STS-B): read them without quote handling, as
         # read_table does. Other separators keep standard CSV quoting, strictly, so a stray quote is an error.
         if self.separator == "\t":
