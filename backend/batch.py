@@ -344,9 +344,24 @@ class FileJob:
             n = st.missing(frame)
             if n:
                 self.result.missing[st.name] = self.result.missing.get(st.name, 0) + n
+        self._record(len(frame), end, mark)
+
+    def commit_bytes(self, body: bytes, header: bytes, rows: int, end: Position, missing: dict[str, int],
+                     errors: dict[str, str]) -> None:
+        """Like :meth:`commit` for a CSV/TSV chunk serialised elsewhere (a Ray actor) with its counts."""
+        mark = self.writer().write_bytes(body, header)
+        for name, n in missing.items():
+            if n:
+                self.result.missing[name] = self.result.missing.get(name, 0) + int(n)
+        for st in self.stages:
+            if st.error is None and errors.get(st.name):
+                st.error = errors[st.name]
+        self._record(rows, end, mark)
+
+    def _record(self, rows: int, end: Position, mark: int) -> None:
         self.result.errors = {st.name: st.error for st in self.stages if st.error}
         self.result.rows = end.rows
-        self.result.rows_this_run += len(frame)
+        self.result.rows_this_run += rows
         m = self.manifest
         m.done = {"rows": end.rows, "offset": end.offset, "line": end.line, "mark": mark}
         m.stats, m.errors = dict(self.result.missing), dict(self.result.errors)

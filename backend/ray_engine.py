@@ -126,25 +126,54 @@ def _registry_from(specs: list[dict]) -> Registry:
 
 
 class _StageActor:
-    """A Ray actor that loads one model once and applies its stage to every block it is given."""
+    """A Ray actor that loads one model once and applies its stage to every block it is given.
 
-    def __init__(self, stage, specs: list[dict], device: str | None, finalize: Callable | None) -> None:
+    The last stage also finishes the chunk (formula escaping) and, for CSV/TSV output, serialises it: the driver
+    then only appends bytes, so it is never the bottleneck of a many-actor job.
+    """
+
+    def __init__(self, stage, specs: list[dict], device: str | None, finalize: Callable | None = None,
+                 serialize: str | None = None, all_stages: list | None = None) -> None:
         from backend.service import Backend
 
         self.be = Backend(_registry_from(specs), device=device, cache_size=0)
-        self.stage, self.finalize = stage, finalize
+        self.stage, self.finalize, self.serialize, self.all_stages = stage, finalize, serialize, all_stages or []
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        frame = self.stage.apply(self.be, frame)
-        return self.finalize(frame) if self.finalize else frame
+        chunk_ids = frame.pop(CHUNK_COL)
+        frame = self.stage.apply(self.be, frame.reset_index(drop=True))
+        if self.finalize is not None:
+            frame = self.finalize(frame)
+        if self.serialize is None:
+            frame[CHUNK_COL] = chunk_ids.to_numpy()
+            return frame
+        from backend.stream import csv_bytes
+
+        out = []
+        for cid in pd.unique(chunk_ids):  # usually one chunk per block; Ray may hand several at once
+            part = frame[(chunk_ids == cid).to_numpy()].reset_index(drop=True)
+            header, body = csv_bytes(part, self.serialize)
+            for st in self.all_stages:
+                st.observe(part)
+            stats = {"missing": {st.name: st.missing(part) for st in self.all_stages},
+                     "errors": {st.name: st.error for st in self.all_stages if st.error}}
+            out.append({CHUNK_COL: int(cid), "rows": len(part), "body": body, "header": header,
+                        "stats": json.dumps(stats)})
+        return pd.DataFrame(out)
+
+
+#: the column that carries each row's chunk number through the pipeline.
+CHUNK_COL = "__simdash_chunk"
 
 
 def _read_range(batch: pd.DataFrame, path: str, txt_column: str) -> pd.DataFrame:
-    """A read task: the rows of one chunk (its byte range) of the input file."""
+    """A read task: the rows of one chunk (its byte range) of the input file, tagged with the chunk number."""
     start = Position(**json.loads(batch["start"].iloc[0]))
     stop = Position(**json.loads(batch["stop"].iloc[0]))
     frames = [c.frame for c in TableStream(path, txt_column=txt_column).chunks(stop.rows - start.rows, start, stop)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame[CHUNK_COL] = int(batch["chunk"].iloc[0])
+    return frame
 
 
 def _gpu_share(stages, specs: dict[str, ModelSpec], workers: int, gpus: float) -> dict[str, float]:
@@ -155,6 +184,40 @@ def _gpu_share(stages, specs: dict[str, ModelSpec], workers: int, gpus: float) -
     if not gpus or not users:
         return {}
     return {n: min(1.0, gpus / (workers * len(users))) for n in users}
+
+
+def _drain(job: FileJob, ds, positions: list[Position], progress: ProgressFn | None,
+           should_stop: Callable[[], bool] | None) -> None:
+    """Write the pipeline's output in chunk order and record each finished chunk in the manifest."""
+    j, est = 0, positions[-1].rows
+    pending: list[pd.DataFrame] = []
+    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+        if should_stop is not None and should_stop():
+            raise StopRequested("stopped")
+        if "body" in batch.columns:  # serialised chunks: one row each
+            for cid, rows, body, header, stats in zip(batch[CHUNK_COL], batch["rows"], batch["body"], batch["header"],
+                                                      batch["stats"], strict=True):
+                if int(cid) != j:
+                    raise RuntimeError(f"chunk {cid} arrived where chunk {j} was expected")
+                st = json.loads(stats)
+                job.commit_bytes(bytes(body), bytes(header), int(rows), positions[j + 1], st["missing"], st["errors"])
+                j += 1
+                if progress is not None:
+                    progress(positions[j].rows, est)
+            continue
+        pending.append(batch)
+        have = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+        # Commit whole chunks only (Ray may split or join blocks): the manifest's position is always a boundary.
+        while j + 1 < len(positions) and (have[CHUNK_COL] == j).sum() == positions[j + 1].rows - positions[j].rows:
+            mine = (have[CHUNK_COL] == j).to_numpy()
+            job.commit(have[mine].drop(columns=CHUNK_COL).reset_index(drop=True), positions[j + 1])
+            have = have[~mine].reset_index(drop=True)
+            j += 1
+            if progress is not None:
+                progress(positions[j].rows, est)
+        pending = [have] if len(have) else []
+    if j != len(positions) - 1:
+        raise RuntimeError(f"the Ray job ended after {j} of {len(positions) - 1} chunks")
 
 
 def run_on_ray(job: FileJob, address: str | None = None, workers: int | None = None, progress: ProgressFn | None = None,
@@ -209,39 +272,25 @@ def run_on_ray(job: FileJob, address: str | None = None, workers: int | None = N
         job.manifest.engine = "ray"
 
         positions, stop_error = job.stream.positions(job.chunk_rows, job.start)
-        ranges = [{"start": json.dumps(asdict(a)), "stop": json.dumps(asdict(b))}
-                  for a, b in itertools.pairwise(positions)]
+        ranges = [{"chunk": i, "start": json.dumps(asdict(a)), "stop": json.dumps(asdict(b))}
+                  for i, (a, b) in enumerate(itertools.pairwise(positions))]
         if ranges:
             ds = ray.data.from_items(ranges, override_num_blocks=len(ranges))
             ds = ds.map_batches(_read_range, batch_size=1, batch_format="pandas", num_cpus=0.25 if not local else 1,
                                 fn_kwargs={"path": str(job.stream.path), "txt_column": job.stream.columns[0]})
             spec_dicts = _spec_dicts(registry)
+            serialize = job.writer().format if job.writer().format in ("csv", "tsv") else None
             for i, st in enumerate(job.stages):
                 last = i == len(job.stages) - 1
                 ds = ds.map_batches(
                     _StageActor, batch_size=None, batch_format="pandas", num_cpus=1, num_gpus=gpu.get(st.name, 0),
-                    compute=ray.data.ActorPoolStrategy(size=workers),
+                    compute=ray.data.ActorPoolStrategy(size=min(workers, len(ranges))),
                     fn_constructor_kwargs={"stage": st, "specs": spec_dicts, "device": device,
-                                           "finalize": job.finalize if last else None},
+                                           "finalize": job.finalize if last else None,
+                                           "serialize": serialize if last else None,
+                                           "all_stages": job.stages if last else None},
                 )
-            est = positions[-1].rows
-            pending: list[pd.DataFrame] = []
-            pending_rows, j = 0, 0
-            for frame in ds.iter_batches(batch_size=None, batch_format="pandas"):
-                if should_stop is not None and should_stop():
-                    raise StopRequested("stopped")
-                pending.append(frame)
-                pending_rows += len(frame)
-                # Commit whole chunks only: the manifest's position is always a chunk boundary.
-                while j + 1 < len(positions) and positions[j + 1].rows - positions[j].rows <= pending_rows:
-                    need = positions[j + 1].rows - positions[j].rows
-                    whole = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
-                    job.commit(whole.iloc[:need].reset_index(drop=True), positions[j + 1])
-                    rest = whole.iloc[need:].reset_index(drop=True)
-                    pending, pending_rows = ([rest] if len(rest) else []), len(rest)
-                    j += 1
-                    if progress is not None:
-                        progress(positions[j].rows, est)
+            _drain(job, ds, positions, progress, should_stop)
         if stop_error is not None:
             job.stop_at(stop_error)
         else:

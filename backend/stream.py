@@ -169,6 +169,7 @@ class TableStream:
         self.head_sha1 = hashlib.sha1(head).hexdigest()
         self.format: Format = _format_of(self.path, head)
         self.notes: list[str] = []
+        self._build_frames = True  # False while positions() scans: rows are parsed and checked, not kept
         self.encoding, self.separator = "", ""
         self._data_start = Position()
         if self.format == "parquet":
@@ -328,7 +329,8 @@ class TableStream:
     def _flush(self, buf: list[list[str]], first: Position, end: Position) -> Iterator[Chunk]:
         if buf:
             # object columns build ~4x faster than pandas' inferred string dtype; the values are str either way.
-            yield Chunk(pd.DataFrame(buf, columns=self.columns, dtype=object), first, end)
+            frame = pd.DataFrame(buf, columns=self.columns, dtype=object) if self._build_frames else None
+            yield Chunk(frame, first, end)
 
     def _txt_chunks(self, lines: _Lines, rows: int, start: Position) -> Iterator[Chunk]:
         buf: list[str] = []
@@ -392,11 +394,19 @@ class TableStream:
         ended the file early, if any. ``[start, p1, p2, ..., end]``: chunk ``i`` runs from ``p[i]`` to ``p[i+1]``."""
         start = start or self._data_start
         out = [start]
+        if self.format == "parquet":  # row counts are in the metadata: nothing to read
+            out += [Position(r, r, 0) for r in range(start.offset + rows, self.rows, rows)]
+            if self.rows > start.offset:
+                out.append(Position(self.rows, self.rows, 0))
+            return out, None
+        self._build_frames = False
         try:
             for ch in self.chunks(rows, start):
                 out.append(ch.end)
         except RowError as exc:
             return out, exc
+        finally:
+            self._build_frames = True
         return out, None
 
 
@@ -498,9 +508,15 @@ class ChunkWriter:
             self.parts += 1
             self.header_written = True
             return self.parts
-        data = frame.to_csv(index=False, header=not self.header_written, sep="\t" if self.format == "tsv" else ",",
-                            lineterminator="\n")
-        self._f.write(data.encode("utf-8"))
+        header, body = csv_bytes(frame, self.format)
+        return self.write_bytes(body, header)
+
+    def write_bytes(self, body: bytes, header: bytes) -> int:
+        """Append CSV/TSV rows already serialised by :func:`csv_bytes` (the header only before the first rows),
+        make them durable, and return the file size."""
+        if not self.header_written:
+            self._f.write(header)
+        self._f.write(body)
         self._f.flush()
         os.fsync(self._f.fileno())
         self.header_written = True
@@ -532,6 +548,17 @@ class ChunkWriter:
         """Close without finishing (the job stopped; parts stay for a resume)."""
         if self.format != "parquet":
             self._f.close()
+
+
+def csv_bytes(frame: pd.DataFrame, fmt: Format) -> tuple[bytes, bytes]:
+    """``(header line, rows)`` of ``frame`` as UTF-8 CSV (or TSV), exactly as one ``to_csv`` call writes them.
+
+    A pure function, so a Ray actor can serialise its chunk and the driver only appends bytes.
+    """
+    sep = "\t" if fmt == "tsv" else ","
+    header = frame.iloc[:0].to_csv(index=False, sep=sep, lineterminator="\n").encode("utf-8")
+    body = frame.to_csv(index=False, header=False, sep=sep, lineterminator="\n").encode("utf-8") if len(frame) else b""
+    return header, body
 
 
 def _fsync_path(path: Path) -> None:
@@ -646,4 +673,4 @@ def _show(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
-__all__ = ["Chunk", "ChunkWriter", "Manifest", "Position", "RowError", "TableStream", "output_format"]
+__all__ = ["Chunk", "ChunkWriter", "Manifest", "Position", "RowError", "TableStream", "csv_bytes", "output_format"]
