@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=None)
     ap.add_argument("--models", default="w2v")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--no-local", action="store_true", help="only the Ray comparison")
     ap.add_argument("--workdir", default=None, help="where the generated files go (default: a temporary folder)")
     args = ap.parse_args()
     n = args.rows or (1_000_000 if args.full else 100_000)
@@ -112,11 +113,12 @@ def main() -> None:
     with open(src, encoding="utf-8") as f, open(small, "w", encoding="utf-8") as g:
         for _, line in zip(range(chunk + 1), f, strict=False):
             g.write(line)
-    report["local_small"] = run_local(small, work / "out_small.csv", args.models, chunk)
-    print(f"local, {chunk:,} rows:", report["local_small"], flush=True)
-    report["local"] = run_local(src, work / "out_local.csv", args.models, chunk)
-    report["local"]["marginal_rows_per_s"] = marginal(report["local"], report["local_small"])
-    print(f"local, {n:,} rows:", report["local"], flush=True)
+    if not args.no_local:
+        report["local_small"] = run_local(small, work / "out_small.csv", args.models, chunk)
+        print(f"local, {chunk:,} rows:", report["local_small"], flush=True)
+        report["local"] = run_local(src, work / "out_local.csv", args.models, chunk)
+        report["local"]["marginal_rows_per_s"] = marginal(report["local"], report["local_small"])
+        print(f"local, {n:,} rows:", report["local"], flush=True)
     if not args.no_ray:
         from backend.ray_engine import connect
 
@@ -130,8 +132,9 @@ def main() -> None:
         report["ray_2_vs_1"] = round(report["ray_2"]["rows_per_s"] / report["ray_1"]["rows_per_s"], 2)
         report["ray_2_vs_1_marginal"] = round(report["ray_2"]["marginal_rows_per_s"]
                                               / report["ray_1"]["marginal_rows_per_s"], 2)
-        same = (work / "out_ray2.csv").read_bytes() == (work / "out_local.csv").read_bytes()
-        report["ray_output_equals_local"] = same
+        if (work / "out_local.csv").exists():
+            same = (work / "out_ray2.csv").read_bytes() == (work / "out_local.csv").read_bytes()
+            report["ray_output_equals_local"] = same
     print(json.dumps(report, indent=1))
 
 
