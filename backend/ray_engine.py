@@ -94,6 +94,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, timeout: fl
     try:
         if address in (None, "", "local"):
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+            # Ray starts its workers at nice 15 (to keep its own daemons responsive): on a machine shared with
+            # other work that starves the actors, which do all of this job's work. A Ray started for the job runs
+            # them at the priority of the command that started it, as the local engine runs.
+            os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
             ray.init(num_cpus=num_cpus, runtime_env={"env_vars": env}, **kw)
         else:
             if address != "auto":
