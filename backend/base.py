@@ -118,6 +118,8 @@ class SentenceModel:
     #: True when merging concurrent requests into one forward pass pays (a network); False for a table lookup
     #: such as word vectors, which would only pay the hand-over to the batching thread (backend/batching.py).
     batchable: bool = True
+    #: False for families that always compute on the CPU: a Ray job then gives their actors no GPU.
+    runs_on_gpu: bool = True
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         checked = validate_options(self.OPTIONS, spec.options, spec.key)

@@ -5,12 +5,20 @@ Commands (a stable contract that scripts rely on)
 ``pair A B [--models w2v,bert,sbert,esim] [--json]``
     One line per model: score and warnings. ``--json`` prints
     ``{"<model>": {"score": float|null, "warnings": [...], "model": "<key that scored>"}}``.
-``score IN.csv OUT.csv [--models ...] [--a-col sentence1 --b-col sentence2]``
+``score IN OUT [--models ...] [--a-col sentence1 --b-col sentence2] [--resume] [--engine local|ray]``
     Writes the input rows plus ``score_<model>``, ``scored_by_<model>`` and ``warnings_<model>`` columns per
-    model (:mod:`backend.batch`); progress on stderr. Comma, tab, semicolon separated; UTF-8, UTF-8 with BOM,
-    GBK. Text cells that start like a spreadsheet formula are escaped unless ``--raw``.
+    model (:mod:`backend.batch`), chunk by chunk with bounded memory, whatever the file size; progress (rows/s,
+    time left) on stderr. IN: comma, tab, semicolon separated (UTF-8, UTF-8 with BOM, GBK) or Parquet; OUT:
+    .csv, .tsv or .parquet. CSV text cells that start like a spreadsheet formula are escaped unless ``--raw``.
+    ``--resume`` continues a killed run after its last finished chunk (``OUT.progress.json``). A bad row
+    (another number of fields, a repeated header, an unclosed quote) stops the job with its line number;
+    the rows before it are written. ``--engine ray [--address auto|ray://head:10001]``: see docs/scale.md.
 
 ``--models`` takes registry keys with optional run-time options: ``w2v,bert:layer=-1:pooling=cls,esim``.
+``embed CORPUS OUT.parquet [--models sbert,bert] [--text-col text] [--resume] [--engine local|ray]``
+    The corpus's texts and other columns plus ``vec_<model>`` (float32 unit vectors), ``valid_<model>`` and
+    ``warnings_<model>``, with every model's configuration in the Parquet schema metadata
+    (:mod:`backend.embed`; read back with :func:`backend.embed.load_embedded_corpus`).
 ``models [--json]``
     The registry.
 ``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
@@ -30,8 +38,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.batch import score_frame
-from backend.io import TableError, escape_formulas, read_table, resolve_pair_columns
+from backend.batch import CHUNK_ROWS
+from backend.io import TableError
 from backend.options import OptionError
 from backend.registry import ModelRequest
 
@@ -92,10 +100,16 @@ def progress_bar(unit: str, quiet: bool = False):
     return bar, progress
 
 
-def _backend(args: argparse.Namespace):
+#: a file job keeps no vectors between chunks: each chunk's numbers then depend on its rows alone, so the output is
+#: the same on the local engine, on Ray and after a resume (BLAS sums can differ in the last bit with the batch
+#: a text is encoded in), and memory stays flat. Texts repeated within a chunk are still encoded once.
+FILE_JOB_CACHE = 0
+
+
+def _backend(args: argparse.Namespace, **kw):
     from backend.service import Backend
 
-    return Backend(device=args.device)
+    return Backend(device=args.device, **kw)
 
 
 # ------------------------------------------------------------------------------------------------- pair
@@ -128,56 +142,137 @@ run_pair.configure = _configure_pair
 
 
 # ------------------------------------------------------------------------------------------------ score
-@command("score", "add score_<model> columns to a CSV/TSV of sentence pairs")
+@command("score", "add score_<model> columns to a CSV/TSV/Parquet file of sentence pairs, of any size")
 def run_score(args: argparse.Namespace) -> int:
-    out_path = Path(args.output)
-    if not out_path.parent.exists():
-        print(f"error: the output folder {str(out_path.parent)!r} does not exist", file=sys.stderr)
-        return 2
-    be = _backend(args)
+    from backend.batch import ResumeError, score_file
+
+    be = _backend(args, cache_size=FILE_JOB_CACHE)
     requests = resolve_models(be, args.models)  # a mistyped option fails before a big file is read
     try:
-        table = read_table(args.input, encoding=args.encoding)
-        a_col, b_col = resolve_pair_columns(table.frame, args.a_col, args.b_col)
-    except (TableError, FileNotFoundError, IsADirectoryError) as exc:
+        job = score_file(be, args.input, args.output, requests, args.a_col, args.b_col, raw=args.raw,
+                         resume=args.resume, chunk_rows=args.chunk_rows, encoding=args.encoding)
+    except (TableError, ResumeError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for note in table.notes:
+    for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
-    n = len(table.frame)
-    print(f"scoring {n} pairs ({a_col!r} vs {b_col!r}) with {', '.join(r.name for r in requests)} on {be.device}",
+    if job.result.complete:
+        return 0
+    where = be.device if args.engine == "local" else f"Ray ({args.address or 'local'})"
+    print(f"scoring pairs of {job.a_col!r} vs {job.b_col!r} with {', '.join(r.name for r in requests)} on {where}",
           file=sys.stderr)
-    bar, progress = progress_bar("pair", args.quiet)
-    scored = score_frame(be, table.frame, a_col, b_col, requests, progress=progress)
-    bar.close()
-    for name, err in scored.errors.items():
+    result = _run_job(job, be, args)
+    if result is None:
+        return 2
+    for name, err in result.errors.items():
         print(f"warning: {name} failed, its column is empty: {err}", file=sys.stderr)
-    sep = "\t" if str(args.output).endswith((".tsv", ".tab")) else ","
-    frame = scored.frame if args.raw else escape_formulas(scored.frame)
-    frame.to_csv(out_path, index=False, sep=sep)
-    gaps = ", ".join(f"{k}: {v}" for k, v in scored.missing().items() if v)
-    print(
-        f"wrote {args.output}: {n} rows in {scored.seconds:.1f}s"
-        + (f"; rows without a score (the warnings_<model> column says why): {gaps}" if gaps else ""),
-        file=sys.stderr,
-    )
-    return 0 if len(scored.errors) < len(requests) else 1
+    gaps = ", ".join(f"{k}: {v}" for k, v in result.missing.items() if v)
+    done = f"wrote {args.output}: {result.rows} rows" + (
+        f" ({result.rows_this_run} in this run)" if result.resumed_from else "") + f" in {result.seconds:.1f}s"
+    print(done + (f"; rows without a score (the warnings_<model> column says why): {gaps}" if gaps else ""),
+          file=sys.stderr)
+    if result.stopped is not None:
+        print(f"error: {result.stopped}; the output has the {result.rows:,} row{'s' * (result.rows != 1)} before it "
+              f"({Path(args.output).name}.progress.json says where it stopped)", file=sys.stderr)
+        return 2
+    return 0 if len(result.errors) < len(requests) else 1
+
+
+def _run_job(job, be, args: argparse.Namespace):
+    """Run a file job on the chosen engine with a rows/s progress bar; None when the engine is unavailable."""
+    bar, progress = progress_bar("row", args.quiet)
+    try:
+        if args.engine == "ray":
+            from backend.ray_engine import EngineError, run_on_ray
+
+            try:
+                return run_on_ray(job, address=args.address, workers=args.workers, progress=progress,
+                                  device=args.device)
+            except EngineError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return None
+        return job.run(be, progress=progress)
+    finally:
+        bar.close()
+
+
+def _file_job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run of the same OUT after its last finished chunk (OUT.progress.json)")
+    p.add_argument("--chunk-rows", type=int, default=None,
+                   help="rows read, processed and written per step (default: %(default)s = the job's own)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data actors (pip install -r requirements-scale.txt)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: auto (the one started with `ray start` here) or ray://head:10001; "
+                   "default: a Ray started for this job on this machine")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray actors per model (default: the CPUs Ray sees, divided among the models)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _configure_score(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", help="CSV/TSV (comma, tab, semicolon; UTF-8, BOM, GBK) or Parquet")
+    p.add_argument("output", help=".csv, .tsv or .parquet")
     _models_arg(p)
     p.add_argument("--a-col", default=None, help="first text column (default: guessed, e.g. sentence1)")
     p.add_argument("--b-col", default=None, help="second text column (default: guessed, e.g. sentence2)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--encoding", default=None,
                    help="the file's encoding, when detection guesses wrong (utf-8, gb18030, big5, cp1252, utf-16, ...)")
     p.add_argument("--raw", action="store_true",
-                   help="write text cells as they are (by default cells starting with = + - @ get a leading ')")
+                   help="write text cells as they are (by default CSV cells starting with = + - @ get a leading ')")
+    _file_job_args(p)
+    p.set_defaults(chunk_rows=CHUNK_ROWS)
 
 
 run_score.configure = _configure_score
+
+
+# ------------------------------------------------------------------------------------------------ embed
+@command("embed", "write a corpus's sentence vectors (one column per model) to a Parquet file, of any size")
+def run_embed(args: argparse.Namespace) -> int:
+    from backend.batch import ResumeError
+    from backend.embed import embed_file
+    from backend.service import RoleError
+
+    be = _backend(args, cache_size=FILE_JOB_CACHE)
+    requests = resolve_models(be, args.models)
+    try:
+        job = embed_file(be, args.input, args.output, requests, args.text_col, resume=args.resume,
+                         chunk_rows=args.chunk_rows)
+    except (TableError, ResumeError, RoleError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in job.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if job.result.complete:
+        return 0
+    where = be.device if args.engine == "local" else f"Ray ({args.address or 'local'})"
+    print(f"embedding {job.text_col!r} with {', '.join(r.name for r in requests)} on {where}", file=sys.stderr)
+    result = _run_job(job, be, args)
+    if result is None:
+        return 2
+    gaps = ", ".join(f"{k}: {v}" for k, v in result.missing.items() if v)
+    print(f"wrote {args.output}: {result.rows} texts in {result.seconds:.1f}s"
+          + (f"; texts without a vector (the warnings_<model> column says why): {gaps}" if gaps else ""), file=sys.stderr)
+    if result.stopped is not None:
+        print(f"error: {result.stopped}; the output has the {result.rows:,} texts before it", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _configure_embed(p: argparse.ArgumentParser) -> None:
+    from backend.embed import EMBED_CHUNK_ROWS
+
+    p.add_argument("input", help="corpus: CSV/TSV/Parquet with a text column, or .txt with one text per line")
+    p.add_argument("output", help="a .parquet file: texts, the corpus's other columns, vec_/valid_/warnings_<model>")
+    _models_arg(p)
+    p.add_argument("--text-col", default=None, help="the text column (default: text, sentence, or the only column)")
+    _file_job_args(p)
+    p.set_defaults(chunk_rows=EMBED_CHUNK_ROWS)
+
+
+run_embed.configure = _configure_embed
 
 
 # ----------------------------------------------------------------------------------------------- models

@@ -83,3 +83,73 @@ def test_score_tsv_with_explicit_columns_and_missing_column(tmp_path, capsys):
     assert pd.read_csv(dst)["score_w2v"].notna().all()
     assert main(["score", str(src), str(dst), "--a-col", "sentence1", "--b-col", "c"]) == 2
     assert "the file has: 'q', 'c', 'label'" in capsys.readouterr().err
+
+
+# A `python -m backend score` process whose model blocks on its fourth scoring call until it is killed: the kill
+# lands mid-run at a known place, with no timing involved.
+GATED_CLI = """
+import os, sys, time
+import numpy as np
+from backend.families import register_family
+from tests.fakes import FakeEncoder, TEXT_VECTORS
+
+class Gated(FakeEncoder):
+    calls = 0
+    def _encode(self, texts, *args):
+        Gated.calls += 1
+        if Gated.calls == 4 and os.environ.get("GATE"):
+            open(os.environ["GATE"], "w").close()
+            time.sleep(600)
+        return super()._encode(texts, *args)
+
+TEXT_VECTORS["g"] = lambda t: np.array([len(t), t.count("1"), t.count("2"), 1, 0, 0, 0, 0], dtype=np.float32)
+register_family("gated", Gated)
+from backend.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_score_killed_mid_run_resumes_with_no_row_lost_or_repeated(tmp_path):
+    import os
+    import signal
+    import time
+
+    reg = tmp_path / "registry.toml"
+    reg.write_text('[models.g]\nfamily = "gated"\nlabel = "G"\nsource = "path:nowhere"\n', encoding="utf-8")
+    n = 2_000
+    src = tmp_path / "in.csv"
+    src.write_text("sentence1,sentence2,id\n" + "".join(f"row {i} a,row {i * 7} b,{i}\n" for i in range(n)), encoding="utf-8")
+    out, gate = tmp_path / "out.csv", tmp_path / "gate"
+    env = {**os.environ, "SIMDASH_REGISTRY": str(reg), "GATE": str(gate)}
+    args = [sys.executable, "-c", GATED_CLI, "score", str(src), str(out), "--models", "g", "--chunk-rows", "300", "--quiet"]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300  # a bound on a hang only: the kill waits for the gate, not a clock
+        while not gate.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gate.exists(), proc.stderr.read().decode() if proc.poll() is not None else "gate never reached"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    progress = json.loads((tmp_path / "out.csv.progress.json").read_text())
+    assert progress["done"]["rows"] == 900 and not progress["complete"]  # three chunks were finished
+    assert len(pd.read_csv(out)) == 900
+    env.pop("GATE")
+    p = subprocess.run([*args, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "resuming after row 900" in p.stderr and f"{n} rows (1100 in this run)" in p.stderr
+    back = pd.read_csv(out)
+    assert len(back) == n and back["id"].tolist() == list(range(n))  # none lost, none twice, in order
+    assert back["score_g"].notna().all()
+
+
+def test_score_bad_row_cli_message_and_exit_code(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("sentence1,sentence2\na cat,a dog\n\"open quote,x\nmore,text\n", encoding="utf-8")
+    dst = tmp_path / "out.csv"
+    assert main(["score", str(src), str(dst), "--models", "w2v", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: a quoted cell opens here and is never closed" in err and "the output has the 1 row before it" in err
+    assert len(pd.read_csv(dst)) == 1

@@ -242,3 +242,41 @@ def test_space_for_keeps_a_corpus_in_one_model():
     used, note = be.space_for("m", ["一只猫", "一只狗", "a car"])
     assert used == "m-zh" and "33% English" in note and "share one vector space" in note
     assert be.space_for("m-zh", ["a cat"]) == ("m-zh", None)  # no variants: itself
+
+
+@pytest.mark.slow  # UMAP's first fit and transform compile numba code for about a minute
+def test_project_detailed_fits_a_sample_above_the_limit_places_the_rest_and_says_so():
+    from sklearn.manifold import trustworthiness
+
+    from tests.fakes import fake_backend
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 8)) * 3
+    table = {f"t{i}": centres[i % 6] + rng.normal(size=8) for i in range(400)}
+    be = fake_backend(encoders={"c": lambda t: table.get(t, np.zeros(8))})
+    texts = [*table, ""]
+    p = be.project_detailed("c", texts, seed=3, fit_limit=200, fit_sample=150)
+    assert p.info.method == "umap" and p.info.n == 400 and p.info.fitted_on == 150 and p.info.without_vector == 1
+    assert p.info.describe().startswith("UMAP fitted on 150 of 400 points (a sample drawn with seed 3); the rest placed")
+    assert np.isfinite(p.coords[:400]).all() and np.isnan(p.coords[400]).all()
+    x = np.stack([table[t] / np.linalg.norm(table[t]) for t in texts[:400]])
+    assert trustworthiness(x, p.coords[:400], n_neighbors=10, metric="cosine") > 0.85  # transformed points land well
+    again = be.project_detailed("c", texts, seed=3, fit_limit=200, fit_sample=150)
+    assert again.info.cached and "(cached)" in again.info.describe()
+    np.testing.assert_array_equal(again.coords, p.coords)
+    full = be.project_detailed("c", texts[:100], seed=3)
+    assert full.info.fitted_on == 100 and full.info.describe() == "UMAP of 100 points (seed 3)"
+    np.testing.assert_array_equal(be.project("c", texts[:100], seed=3), full.coords)
+    assert be.project_detailed("c", texts[:4]).info.note == "PCA: too few points for UMAP"
+
+
+def test_project_detailed_takes_an_embedded_corpus_of_the_same_configuration_only():
+    from backend.embed import CorpusMismatch, embed_texts
+    from tests.fakes import fake_backend
+
+    be = fake_backend(encoders={"c2": lambda t: np.arange(8.0) * (1 + len(t) % 5) + len(t) % 3})
+    ec = embed_texts(be, "c2", [f"text {'x' * i}" for i in range(30)])
+    p = be.project_detailed("c2", ec, method="pca")
+    assert p.coords.shape == (30, 2) and p.info.method == "pca"
+    with pytest.raises(CorpusMismatch, match=r"scale 1\.0; the selected model has scale 4\.0"):
+        be.project_detailed("c2", ec, options={"scale": 4.0})

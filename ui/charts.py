@@ -129,6 +129,10 @@ def label_color_map(groups: Sequence[str]) -> dict[str, str]:
     return {g: ("#9E9E9E" if g in ("no vector", "") else LABEL_COLORS[i % len(LABEL_COLORS)]) for i, g in enumerate(names)}
 
 
+#: above this many points a projection is drawn with WebGL (go.Scattergl).
+WEBGL_POINTS = 5_000
+
+
 def projection_scatter(
     coords: np.ndarray, texts: Sequence[str], groups: Sequence[str], colors: Mapping[str, str], title: str,
     key: str, group_title: str = "label", query: str | None = None, query_xy: np.ndarray | None = None,
@@ -152,15 +156,19 @@ def projection_scatter(
     fig = go.Figure()
     coords = np.asarray(coords, dtype=float)
     ok = np.isfinite(coords).all(axis=1)
+    big = int(ok.sum()) > WEBGL_POINTS
     g = np.asarray([str(x) for x in groups], dtype=object)
-    t = np.asarray([wrap(x) for x in texts], dtype=object)
+    # Many points: WebGL draws them (SVG stalls the browser past a few thousand), smaller markers, and shorter
+    # hover text so the figure sent to the browser stays a few MB.
+    t = np.asarray([wrap(x, 60, 3) if big else wrap(x) for x in texts], dtype=object)
+    trace = go.Scattergl if big else go.Scatter
     for name in sorted(set(g[ok].tolist())):
         sel = ok & (g == name)
-        fig.add_scatter(
+        fig.add_trace(trace(
             x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=name, legendgroup=name,
-            marker={"size": 7, "color": colors.get(name, "#9E9E9E"), "opacity": 0.85},
+            marker={"size": 3 if big else 7, "color": colors.get(name, "#9E9E9E"), "opacity": 0.6 if big else 0.85},
             customdata=t[sel], hovertemplate=f"<b>{html.escape(name)}</b><br>%{{customdata}}<extra></extra>",
-        )
+        ))
     if query_xy is not None and np.isfinite(query_xy).all():
         fig.add_scatter(
             x=[query_xy[0]], y=[query_xy[1]], mode="markers+text", name=tr("query"), text=[tr("query")],

@@ -113,6 +113,9 @@ class WordVectorModel(Encoder):
     default_batch_size = 4096
     batchable = False  # a table lookup: nothing to share between requests
 
+    #: numpy on the CPU whatever the machine has (a Ray job gives these actors no GPU).
+    runs_on_gpu = False
+
     def __init__(self, spec: ModelSpec, device: str = "cpu", kv: KeyedVectors | None = None) -> None:
         super().__init__(spec, device="cpu")  # numpy on the CPU: a GPU would not pay for its transfers here
         t0 = time.perf_counter()

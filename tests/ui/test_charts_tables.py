@@ -186,6 +186,20 @@ def test_projection_scatter_groups_query_and_missing_points():
     assert theme.model_color("sbert") in fig.layout.title.text
 
 
+def test_projection_scatter_draws_many_points_with_webgl_and_keeps_hover_text():
+    n = charts.WEBGL_POINTS + 1
+    rng = np.random.default_rng(0)
+    texts = [f"text number {i} " + "word " * 40 for i in range(n)]
+    groups = ["a" if i % 2 else "b" for i in range(n)]
+    fig = charts.projection_scatter(rng.normal(size=(n, 2)), texts, groups, charts.label_color_map(groups), "T", "sbert",
+                                    query="q", query_xy=np.array([0.0, 0.0]))
+    assert [t.type for t in fig.data] == ["scattergl", "scattergl", "scatter"]  # the query star stays on top in SVG
+    assert sum(len(t.x) for t in fig.data[:2]) == n and fig.data[0].customdata[0].startswith("text number")
+    assert fig.data[0].customdata[0].count("<br>") <= 2  # shorter hover text: the figure stays small
+    small = charts.projection_scatter(rng.normal(size=(10, 2)), texts[:10], groups[:10], {}, "T", "sbert")
+    assert {t.type for t in small.data} == {"scatter"}
+
+
 def test_label_color_map_is_shared_and_stable():
     a = charts.label_color_map(["b", "a", "no vector"])
     assert a == charts.label_color_map(["a", "b", "no vector", "a"])
