@@ -143,6 +143,22 @@ class _DecodeError(Exception):
     pass
 
 
+def _tab_file_uses_quotes(head: str) -> bool:
+    """True when a tab file's quoted cells hold tabs or line breaks (read with quoting), False when its text merely
+    contains raw quotes (STS-B: read without quote handling). Decided on the head, as :func:`backend.io.read_table`
+    decides on the whole file: quoting is used only when it gives every record the header's width and reading
+    without it does not."""
+    lines = head.splitlines(keepends=True)[:-1] or head.splitlines(keepends=True)  # drop a cut last line
+
+    def widths(quoting: int) -> set[int]:
+        try:
+            return {len(r) for r in csv.reader(lines, delimiter="\t", quoting=quoting) if r}
+        except csv.Error:
+            return {-1, -2}
+
+    return len(widths(csv.QUOTE_NONE)) > 1 and len(widths(csv.QUOTE_MINIMAL)) == 1
+
+
 def _utf8_copy(path: Path, encoding: str) -> Path:
     """A UTF-8 copy of a UTF-16/32 file, converted in blocks (bounded memory), in the cache folder."""
     import codecs
@@ -215,6 +231,7 @@ class TableStream:
             return
         self.separator = sniff_separator(text)
         self.format = "tsv" if self.separator == "\t" else "csv"
+        self._tsv_quotes = self.separator == "\t" and _tab_file_uses_quotes(text)
         self._read_header()
         if len(self.columns) < 2:
             self.notes.append("only one column found; is the separator right?")
@@ -230,7 +247,7 @@ class TableStream:
             csv.field_size_limit(MAX_CELL)
         # Tab files often hold raw double quotes in their text (STS-B): read them without quote handling, as
         # read_table does. Other separators keep standard CSV quoting, strictly, so a stray quote is an error.
-        if self.separator == "\t":
+        if self.separator == "\t" and not getattr(self, "_tsv_quotes", False):
             return csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
         return csv.reader(lines, delimiter=self.separator, strict=True)
 

@@ -81,7 +81,6 @@ def test_cli_escapes_every_formula_cell(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("case", "data", "rows", "message"), [
-    ("too many fields", b"sentence1,sentence2\na,b\nc,d,e\nf,g\n", 3, "line 3 (3 fields)"),
     ("quoted newline in a TSV", b'sentence1\tsentence2\n"two\nlines"\tx\ny\tz\n', 2, None),
     ("UTF-16 with a mark", "sentence1,sentence2\n猫,狗\n".encode("utf-16"), 1, "UTF-16"),
     ("UTF-16 without a mark", "sentence1,sentence2\ncat,dog\n".encode("utf-16-le"), 1, "UTF-16"),
@@ -99,6 +98,17 @@ def test_cli_files_keep_every_row_and_say_what_happened(tmp_path, case, data, ro
     assert "Traceback" not in p.stderr
     if case == "Latin-1":
         assert out.loc[0, "sentence1"] == "Herr Müller"
+
+
+@pytest.mark.slow
+def test_cli_a_row_with_too_many_fields_stops_there_and_keeps_the_rows_before(tmp_path):
+    """The command line streams files of any size: a bad row stops the run with its line and what is wrong, the rows
+    before it are written, and the progress file says where (the Batch page, which reads the whole file, keeps
+    the row and names the line instead)."""
+    p = _score(tmp_path, b"sentence1,sentence2\na,b\nc,d,e\nf,g\n")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "line 3 has 3 comma-separated fields where the header has 2" in p.stderr
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 1
 
 
 @pytest.mark.parametrize(("case", "data", "name", "message"), [
