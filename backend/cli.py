@@ -328,7 +328,7 @@ def _load_extensions() -> None:
     """Import modules that register more subcommands (evaluation lab), if present."""
     import importlib
 
-    for mod in ("backend.evaluation_cli", "backend.server"):
+    for mod in ("backend.evaluation_cli", "backend.server", "backend.w2v_cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

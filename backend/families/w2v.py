@@ -2,9 +2,9 @@
 
 SIF ("smooth inverse frequency", Arora, Liang & Ma, ICLR 2017, "A Simple but Tough-to-Beat Baseline for
 Sentence Embeddings"): each word is weighted by ``a / (a + p(w))`` with ``p(w)`` its unigram probability
-(here from the ``wordfreq`` package), and the projection on the first principal component of a reference
-corpus's sentence vectors is removed. We fit that component **once** and store it (``models/sif/``), so a
-pair's score never depends on what else is in the batch.
+(from the ``wordfreq`` package, or jieba's dictionary: option ``frequencies``), and the projection on the
+first principal component of a reference corpus's sentence vectors is removed. We fit that component **once**
+and store it (``models/sif/``), so a pair's score never depends on what else is in the batch.
 
 Options are declared in :attr:`WordVectorModel.OPTIONS`.
 """
@@ -24,7 +24,7 @@ from gensim.models import KeyedVectors
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.options import Option
 from backend.registry import PROJECT_ROOT, ModelSpec
-from backend.text import EN_WORD_PTB, script_name, tokenize
+from backend.text import EN_WORD_PTB, has_cjk, script_name, tokenize
 
 _SEP = "\x1e"  # ASCII record separator: never part of a word, so it marks sentence boundaries in a joined batch
 # backend.text's English word regexes (ASCII part), plus the separator.
@@ -39,10 +39,13 @@ def load_keyed_vectors(path: str, fmt: str = "kumo") -> KeyedVectors:
     path : str
         A folder (``kumo``) or a vectors file.
     fmt : str
-        ``kumo``, ``word2vec`` (text), ``word2vec-binary``, ``glove`` (text without header), ``fasttext`` (.bin).
+        ``kumo``, ``npy`` (``vectors.npy`` + ``vocab.txt``), ``word2vec`` (text), ``word2vec-binary``, ``glove``
+        (text without header), ``fasttext`` (.bin).
     """
     if fmt == "kumo":
         return load_glove_kumo(path)
+    if fmt == "npy":
+        return load_npy_vectors(path)
     if fmt in ("word2vec", "word2vec-binary"):
         return KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
     if fmt == "glove":
@@ -77,9 +80,43 @@ def load_glove_kumo(folder: str) -> KeyedVectors:
     return kv
 
 
+def load_npy_vectors(folder: str) -> KeyedVectors:
+    """Load a ``vectors.npy`` + ``vocab.txt`` folder (``python -m backend train-w2v``), as float32."""
+    folder_p = Path(folder)
+    # split("\n"), not splitlines(): a word may hold characters that splitlines() also breaks at.
+    words = (folder_p / "vocab.txt").read_text(encoding="utf-8").removesuffix("\n").split("\n")
+    matrix = np.load(folder_p / "vectors.npy").astype(np.float32)
+    if len(words) != matrix.shape[0]:
+        raise ValueError(f"{folder}: vocab.txt has {len(words)} words but vectors.npy has {matrix.shape[0]} rows")
+    kv = KeyedVectors(matrix.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(words, matrix)
+    return kv
+
+
 @lru_cache(maxsize=4)
-def word_probabilities(lang: str) -> dict[str, float]:
-    """Unigram probabilities from ``wordfreq`` (its "best" list for the language)."""
+def word_probabilities(lang: str, source: str = "wordfreq") -> dict[str, float]:
+    """Unigram probabilities: ``wordfreq``'s "best" list for the language, or jieba's dictionary counts.
+
+    Parameters
+    ----------
+    lang : str
+        ``"zh"`` or anything else (English); only used by ``wordfreq``.
+    source : {"wordfreq", "jieba"}
+        ``jieba``: count / total count of every word in jieba's ``dict.txt`` (lower-cased, as tokens are).
+    """
+    if source == "jieba":
+        import jieba
+
+        counts: dict[str, int] = {}
+        with jieba.get_dict_file() as fh:  # the dictionary jieba itself segments with
+            for line in fh:
+                word, count = line.decode("utf-8").split(" ")[:2]
+                word = word.lower()
+                counts[word] = counts.get(word, 0) + int(count)
+        total = sum(counts.values())
+        return {w: c / total for w, c in counts.items()}
+    if source != "wordfreq":
+        raise ValueError(f"frequencies must be 'wordfreq' or 'jieba', not {source!r}")
     from wordfreq import get_frequency_dict
 
     return get_frequency_dict("zh" if lang == "zh" else "en", wordlist="best")
@@ -95,8 +132,9 @@ class WordVectorModel(Encoder):
 
     OPTIONS = (
         Option("format", str, "kumo", "File format of the source: kumo (.npy + parquet index, the bundled GloVe), "
+               "npy (a folder with vectors.npy, fp16 or fp32, and vocab.txt in row order, as train-w2v writes it), "
                "word2vec (text), word2vec-binary, glove (text, no header), fasttext (.bin), gensim (KeyedVectors).",
-               choices=("kumo", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")),
+               choices=("kumo", "npy", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")),
         Option("weighting", str, "sif", "SIF down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean "
                "is the plain average of the word vectors.", choices=("sif", "mean"), runtime=True),
         Option("sif_a", float, 1e-3, "SIF's a: smaller values down-weight frequent words more; 1e-3 is the paper's "
@@ -107,6 +145,12 @@ class WordVectorModel(Encoder):
         Option("pc_file", str, "", "A .npy file with the component(s) to remove, relative to the project root."),
         Option("chinese", str, "word", "How Chinese text is split: jieba words, or single characters.",
                choices=("word", "char")),
+        Option("frequencies", str, "wordfreq", "Where SIF's word probabilities come from: wordfreq's list for the "
+               "model's language, or the counts of jieba's own dictionary (the units jieba splits Chinese into).",
+               choices=("wordfreq", "jieba")),
+        Option("oov", str, "skip", "A word without a vector: skip it, or (chars) read a Chinese word as the mean of "
+               "its characters' vectors; either way the warning names it.", choices=("skip", "chars"), runtime=True,
+               label="unknown words"),
         Option("split_contractions", bool, False, "Split don't into do n't, for vectors trained on Penn-Treebank "
                "tokens (GloVe)."),
     )
@@ -124,10 +168,12 @@ class WordVectorModel(Encoder):
         self.languages = ("zh",) if spec.language == "zh" else ("en",) if spec.language == "en" else ("en", "zh")
         self._matrix = np.asarray(self.kv.vectors, dtype=np.float32)
         self._index = self.kv.key_to_index
-        # p(w) for every vocabulary word, once; words wordfreq has never seen get its smallest probability.
-        probs = word_probabilities(spec.language)
+        # p(w) for every vocabulary word, once; words the list has never seen get its smallest probability
+        # (a word missing from a list of hundreds of thousands is at most as common as its rarest entries).
+        probs = word_probabilities(spec.language, opts["frequencies"])
         floor = min(probs.values()) if probs else 1e-9
         self._prob = np.array([probs.get(w, floor) for w in self.kv.index_to_key], dtype=np.float64)
+        self._probs, self._floor = probs, floor  # for words built from characters (oov = "chars")
         self.contractions = bool(opts["split_contractions"])
         self._pc: np.ndarray | None = None
         pc_file = opts["pc_file"]
@@ -140,7 +186,9 @@ class WordVectorModel(Encoder):
         opts = self.options
         self.weighting = opts["weighting"]
         a = float(opts["sif_a"])
+        self._sif_a = a
         self._weights = (a / (a + self._prob)).astype(np.float32) if self.weighting == "sif" else None
+        self.oov = opts["oov"]
         self.remove_pc = bool(opts["remove_pc"]) and self.weighting == "sif" and self._pc is not None
 
     @property
@@ -192,6 +240,13 @@ class WordVectorModel(Encoder):
             for pos in np.flatnonzero(words & (ids < 0)):
                 unknown.setdefault(int(row_of[pos]), []).append(toks[pos])
         chinese = self.options["chinese"]
+        # oov = "chars": an unknown Chinese word becomes one entry per known character (k of them), each with
+        # 1/k of the word's weight; ``spread`` counts the k - 1 extra entries so the word counts once in the mean.
+        composed: dict[int, list[str]] = {}
+        char_r: list[int] = []
+        char_c: list[int] = []
+        char_v: list[float] = []
+        spread = np.zeros(n, dtype=np.int64)  # extra entries per row beyond one per word
         for i in (i for i, t in enumerate(texts) if not t.isascii()):
             toks = tokenize(texts[i], "auto", chinese, self.contractions)
             n_tokens[i] = len(toks)
@@ -199,7 +254,11 @@ class WordVectorModel(Encoder):
             rows.append(np.full(int((ids >= 0).sum()), i, dtype=np.int64))
             cols.append(ids[ids >= 0])
             if (ids < 0).any():
-                unknown[i] = [t for t, j in zip(toks, ids, strict=True) if j < 0]
+                unk = [t for t, j in zip(toks, ids, strict=True) if j < 0]
+                if self.oov == "chars":
+                    unk = self._compose_from_chars(i, unk, composed, char_r, char_c, char_v, spread)
+                if unk:
+                    unknown[i] = unk
         warnings: list[list[str]] = [[] for _ in range(n)]
         for i in np.flatnonzero(n_tokens == 0):
             # The base class already refused texts without letters or digits: these have some, in a script
@@ -212,9 +271,16 @@ class WordVectorModel(Encoder):
                 warnings[i].append(f"no known words: every word is out of vocabulary ({shown})")
             else:
                 warnings[i].append(f"unknown words ignored: {shown}")
+        for i, words in composed.items():
+            shown = ", ".join(words[:8]) + (" …" if len(words) > 8 else "")
+            warnings[i].append(f"unknown words read as the mean of their characters: {shown}")
         r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         vals = self._weights[c] if self._weights is not None else np.ones(len(c), dtype=np.float32)
+        if char_r:
+            r = np.concatenate([r, np.asarray(char_r, dtype=np.int64)])
+            c = np.concatenate([c, np.asarray(char_c, dtype=np.int64)])
+            vals = np.concatenate([vals, np.asarray(char_v, dtype=np.float32)])
         # Build the CSR matrix directly from row-sorted entries (the fast path yields them sorted; sort only
         # when Chinese/non-ASCII rows were appended), skipping scipy's COO sort. A repeated word is simply
         # two entries in its row, so it counts twice, as in a mean.
@@ -224,7 +290,7 @@ class WordVectorModel(Encoder):
         counts_i = np.bincount(r, minlength=n)
         indptr = np.concatenate([[0], np.cumsum(counts_i)])
         w = sp.csr_matrix((vals, c, indptr), shape=(n, self._matrix.shape[0]))
-        counts = counts_i.astype(np.float32)
+        counts = (counts_i - spread).astype(np.float32)  # words, not entries
         sums = np.asarray(w @ self._matrix, dtype=np.float32)
         has = counts > 0
         sums[has] /= counts[has, None]
@@ -235,6 +301,34 @@ class WordVectorModel(Encoder):
         if progress:
             progress(n, n)
         return Encoding(vectors, has & nonzero, warnings)
+
+    def _compose_from_chars(
+        self, i: int, unk: list[str], composed: dict[int, list[str]], char_r: list[int], char_c: list[int],
+        char_v: list[float], spread: np.ndarray,
+    ) -> list[str]:
+        """Add text ``i``'s unknown Chinese words as their known characters; return the words still unknown.
+
+        A word of k known characters adds k entries of weight ``w(word) / k``: the mean of its characters'
+        vectors, weighted by the word's own SIF weight (its frequency, not its characters').
+        """
+        still: list[str] = []
+        get = self._index.get
+        for t in unk:
+            ids = [j for j in (get(ch, -1) for ch in t if has_cjk(ch)) if j >= 0]
+            if not ids:
+                still.append(t)
+                continue
+            if self.weighting == "sif":
+                a = self._sif_a
+                weight = a / (a + self._probs.get(t, self._floor))
+            else:
+                weight = 1.0
+            char_r.extend([i] * len(ids))
+            char_c.extend(ids)
+            char_v.extend([weight / len(ids)] * len(ids))
+            spread[i] += len(ids) - 1
+            composed.setdefault(i, []).append(t)
+        return still
 
 
 def fit_principal_component(model: WordVectorModel, texts: list[str], n_components: int = 1) -> np.ndarray:
