@@ -238,6 +238,36 @@ class EmbeddedCorpus:
     def __len__(self) -> int:
         return len(self.valid)
 
+    def sample(self, n: int, seed: int = 42) -> EmbeddedCorpus:
+        """A seeded random subset of ``n`` rows (in corpus order), itself an embedded corpus; all when smaller.
+
+        Its ``corpus_id`` names the sample, so projections and indexes of it never pass for the whole corpus.
+        """
+        if n >= len(self):
+            return self
+        pick = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return EmbeddedCorpus(
+            self.texts[pick], self.vectors[pick], self.valid[pick], self.key, self.config_id, self.config,
+            None if self.labels is None else self.labels[pick], f"{self.corpus_id}:sample{n}:{seed}", self.path,
+            None if self.warnings is None else self.warnings[pick])
+
+
+def corpora_dir() -> Path:
+    """Where the dashboard looks for embedded corpora: ``$SIMDASH_CORPORA``, else ``~/.cache/simdash/corpora``.
+
+    The dashboard lists the Parquet files there (it never opens a path a visitor types)."""
+    import os
+
+    return Path(os.environ.get("SIMDASH_CORPORA") or Path.home() / ".cache" / "simdash" / "corpora").expanduser()
+
+
+def list_embedded_corpora(folder: str | Path | None = None) -> list[Path]:
+    """Embedded-corpus files (``*.parquet``) in :func:`corpora_dir`, newest first."""
+    folder = Path(folder) if folder is not None else corpora_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime, reverse=True)
+
 
 def read_embedding_metadata(path: str | Path) -> dict[str, Any]:
     """The ``simdash.embedding`` metadata of an embedded-corpus file (models, their configurations, text column).
@@ -257,6 +287,26 @@ def read_embedding_metadata(path: str | Path) -> dict[str, Any]:
     if raw is None:
         raise TableError(f"{Path(path).name} holds no embedded corpus (make one with python -m backend embed)")
     return json.loads(raw)
+
+
+def read_corpus_texts(path: str | Path) -> tuple[TextColumn, np.ndarray | None, str]:
+    """The texts of an embedded-corpus file (read from Arrow on demand) and its label column, if any.
+
+    Returns
+    -------
+    texts : TextColumn
+    labels : np.ndarray of str, optional
+    label_name : str
+        The label column's name ("" without one).
+    """
+    import pyarrow.parquet as pq
+
+    meta = read_embedding_metadata(path)
+    names = pq.read_schema(path).names
+    label = next((c for c in names if c.lower() in LABEL_COLUMNS and c != meta["text_col"]), None)
+    table = pq.read_table(path, columns=[meta["text_col"], *([label] if label else [])], memory_map=True)
+    labels = table.column(label).to_numpy(zero_copy_only=False).astype(str) if label else None
+    return TextColumn(table.column(meta["text_col"])), labels, label or ""
 
 
 def load_embedded_corpus(path: str | Path, key: str | None = None, *, expect=None) -> EmbeddedCorpus:
@@ -343,6 +393,6 @@ def embed_texts(be, key: str, texts: Sequence[str], options: dict[str, Any] | No
                           ["; ".join(w) for w in enc.warnings])
 
 
-__all__ = ["CorpusMismatch", "EmbedStage", "EmbeddedCorpus", "embed_file", "embed_texts", "load_embedded_corpus",
-           "read_embedding_metadata"]
+__all__ = ["CorpusMismatch", "EmbedStage", "EmbeddedCorpus", "corpora_dir", "embed_file", "embed_texts",
+           "list_embedded_corpora", "load_embedded_corpus", "read_corpus_texts", "read_embedding_metadata"]
 

@@ -313,6 +313,21 @@ def index_folder(corpus_path: str | Path | None, corpus_id: str) -> Path:
     return root / "index" / corpus_id
 
 
+def _index_name(config_id: str, kind: str) -> str:
+    return f"{config_id.replace(':', '_')}-{kind}"
+
+
+def saved_index_exists(config_id: str, corpus_id: str, corpus_path: str | Path | None = None,
+                       kind: str = "auto") -> bool:
+    """True when an approximate index of this corpus and configuration is saved (``auto`` means IVF, the kind
+    :func:`get_index` builds above :data:`EXACT_LIMIT`); it is still checked against the vectors on load."""
+    want = "ivf" if kind == "auto" else kind
+    if want == "exact":
+        return True
+    base = index_folder(corpus_path, corpus_id) / _index_name(config_id, want)
+    return base.with_suffix(".json").exists() and base.with_suffix(".faiss").exists() and have_faiss()
+
+
 def get_index(vectors: np.ndarray, valid: np.ndarray, config_id: str, corpus_id: str,
               corpus_path: str | Path | None = None, kind: Kind = "auto", progress: ProgressFn | None = None,
               should_stop: Callable[[], bool] | None = None, **build_kw) -> VectorIndex:
@@ -321,7 +336,7 @@ def get_index(vectors: np.ndarray, valid: np.ndarray, config_id: str, corpus_id:
     n = int(np.count_nonzero(valid))
     want = kind if kind != "auto" else ("exact" if n < build_kw.get("exact_limit", EXACT_LIMIT) else "ivf")
     folder = index_folder(corpus_path, corpus_id)
-    name = f"{config_id.replace(':', '_')}-{want}"
+    name = _index_name(config_id, want)
     if want != "exact":
         found = VectorIndex.load(folder, name)
         if (found is not None and found.info.n == n and found.info.corpus_id == corpus_id
@@ -337,4 +352,5 @@ def get_index(vectors: np.ndarray, valid: np.ndarray, config_id: str, corpus_id:
     return idx
 
 
-__all__ = ["EXACT_LIMIT", "TARGET_RECALL", "IndexInfo", "VectorIndex", "get_index", "have_faiss", "index_folder"]
+__all__ = ["EXACT_LIMIT", "TARGET_RECALL", "IndexInfo", "VectorIndex", "get_index", "have_faiss", "index_folder",
+           "saved_index_exists"]

@@ -233,6 +233,7 @@ class Backend:
         self._projections = _LRU(64)
         self.store: VectorStore | None = open_store(cache_dir)
         self.batcher = Batcher(batching or batch_settings())
+        self._corpora = _LRU(4)  # embedded corpora opened by the dashboard (memory-mapped vectors)
         self._indexes = _LRU(8)  # search indexes: a million 384-d vectors is 1.5 GB, so only a few
         self.load_errors: dict[str, str] = {}
         self._session_folders: dict[str, Path] = {}
@@ -724,6 +725,41 @@ class Backend:
         self._indexes.put_many([(ck, idx)])
         return idx
 
+    def open_corpus(self, path: str | Path, key: str, options: dict[str, Any] | None = None):
+        """``key``'s vectors in an embedded-corpus file, checked against ``key`` with ``options``; kept open.
+
+        Every visitor exploring the same file shares one copy (keyed by the file's path, its modification time
+        and the configuration).
+
+        Raises
+        ------
+        CorpusMismatch
+            The file's vectors of ``key`` were made under other options (the message says which and how to redo).
+        TableError
+            Not an embedded corpus, or no vectors of ``key`` in it (the message lists what it holds).
+        """
+        from backend.embed import load_embedded_corpus
+
+        path = Path(path)
+        cfg = self.model_config(key, options)
+        ck = ("corpus", str(path.resolve()), path.stat().st_mtime_ns, cfg.config_id)
+        hit = self._corpora.get_many([ck])[0]
+        if hit is None:
+            hit = load_embedded_corpus(path, expect=cfg)
+            self._corpora.put_many([(ck, hit)])
+        return hit
+
+    def has_index(self, key: str, corpus, options: dict[str, Any] | None = None, kind: str = "auto") -> bool:
+        """True when :meth:`build_index` would answer at once (built in this process, or saved beside the file)."""
+        from backend.index import EXACT_LIMIT, saved_index_exists
+
+        ec = self._embedded(key, corpus, options)
+        if len(ec) < EXACT_LIMIT and kind in ("auto", "exact"):
+            return True
+        if self._indexes.get_many([("index", ec.config_id, ec.corpus_id, kind)])[0] is not None:
+            return True
+        return saved_index_exists(ec.config_id, ec.corpus_id, ec.path, kind)
+
     def _embedded(self, key: str, corpus, options: dict[str, Any] | None, progress: ProgressFn | None = None):
         """``corpus`` as an :class:`~backend.embed.EmbeddedCorpus` of ``key`` (checked, or embedded here)."""
         from backend.embed import CorpusMismatch, EmbeddedCorpus, embed_texts
@@ -858,19 +894,32 @@ class Backend:
                  options: dict[str, Any] | None = None) -> np.ndarray:
         """K-means cluster of each text in model ``key``'s own vector space (not in a 2-D map); cached.
 
+        ``texts`` may be an :class:`~backend.embed.EmbeddedCorpus` (its vectors are used, checked against ``key``).
+
         Returns
         -------
         np.ndarray, shape (n,), int
             Cluster ids 0..k-1; -1 for texts without a vector.
         """
-        m = self._encoder(key, options)
-        digest = hashlib.sha1("\x1f".join(clean_text(t) for t in texts).encode()).hexdigest()
-        ck = (m.config_id, "kmeans", int(n_clusters), int(seed), digest)
+        from backend.embed import EmbeddedCorpus
+
+        if isinstance(texts, EmbeddedCorpus):  # vectors made elsewhere (python -m backend embed), checked here
+            ec = self._embedded(key, texts, options)
+            cid, digest = ec.config_id, f"corpus:{ec.corpus_id}"
+        else:
+            m = self._encoder(key, options)
+            cid = m.config_id
+            digest = hashlib.sha1("\x1f".join(clean_text(t) for t in texts).encode()).hexdigest()
+        ck = (cid, "kmeans", int(n_clusters), int(seed), digest)
         hit = self._projections.get_many([ck])[0]
         if hit is not None:
             return hit.copy()
-        enc = self._embed_with(m, texts)
-        out = cluster_labels(enc.vectors, enc.valid, n_clusters, seed)
+        if isinstance(texts, EmbeddedCorpus):
+            vectors, valid = ec.vectors, ec.valid
+        else:
+            enc = self._embed_with(m, texts)
+            vectors, valid = enc.vectors, enc.valid
+        out = cluster_labels(vectors, valid, n_clusters, seed)
         self._projections.put_many([(ck, out)])
         return out.copy()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -11,9 +13,11 @@ from ui import state
 from ui.charts import overlap_heatmap
 from ui.frame import page_settings
 from ui.i18n import t, tw
+from ui.jobs import job_result_ui, start_job
 from ui.tables import neighbours_frame, rerank_frame
 from ui.theme import swatch
 from ui.widgets import (
+    Corpus,
     Progress,
     corpus_ui,
     download_ui,
@@ -45,6 +49,55 @@ def search(queries: list[str], texts: list[str], k: int, keys: list[str], option
     return results, errors, notes
 
 
+def search_embedded(queries: list[str], corpus: Corpus, k: int, keys: list[str],
+                    options: dict) -> tuple[dict, dict, dict]:
+    """Every model's top-k in an embedded corpus, through its search index.
+
+    An index not built yet (a large corpus, approximate) is built as a background job with progress and Cancel;
+    the page shows the other models meanwhile, and no visitor waits on another's build.
+    """
+    be = state.backend()
+    results, errors, notes, todo = {}, {}, {}, []
+    for key in keys:
+        try:
+            ec = be.open_corpus(corpus.path, key, options.get(key))
+            if be.has_index(key, ec, options.get(key)):
+                t0 = time.perf_counter()
+                results[key] = be.search(key, queries, ec, k, options.get(key))
+                notes[key] = t("searched in {ms} ms ({n} queries, embedding them included)",
+                               ms=f"{(time.perf_counter() - t0) * 1e3:.0f}", n=len(queries))
+            else:
+                todo.append((key, ec))
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    if todo:
+        name = f"nb_index_{corpus.name}"
+        job = st.session_state.get(f"lab_job_{name}")
+        if job is not None:
+            job_result_ui(name)  # progress with Cancel while it runs; its error or "cancelled" after
+        if job is None or not job.running:
+            st.info(t("{keys}: {corpus} has {n} texts, above the exact-search limit; an approximate index (IVF, "
+                      "recall@10 measured against exact search) is built once, saved beside the file and reused.",
+                      keys=", ".join(key for key, _ in todo), corpus=corpus.name, n=f"{len(corpus.texts):,}"))
+            if st.button(t("Build the search index"), key="nb_build_index", type="primary"):
+                message = t("Building the index of {key} ({i} of {n})…", key="{key}", i="{i}", n=len(todo))
+                start_job(name, lambda job: build_indexes(job, be, todo, options, message))
+                st.rerun()
+    return results, errors, notes
+
+
+def build_indexes(job, be, todo: list, options: dict, message: str) -> list:
+    """The background job: each model's index in turn, reporting progress, stopping on Cancel.
+
+    It runs outside the page's script, so it is handed the backend and its (translated) message up front."""
+    infos = []
+    for i, (key, ec) in enumerate(todo):
+        idx = be.build_index(key, ec, options.get(key), progress=lambda d, n, i=i, key=key: job.report(
+            (i + d / max(n, 1)) / len(todo), message.format(key=key, i=i + 1)), should_stop=job.should_stop)
+        infos.append(idx.info)
+    return infos
+
+
 def notes_ui(notes: dict[str, str | None]) -> None:
     """Each routing note once, with the models it applies to (a mixed corpus gives every model the same note)."""
     by_note: dict[str, list[str]] = {}
@@ -58,7 +111,7 @@ def notes_ui(notes: dict[str, str | None]) -> None:
 def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None) -> None:
     """One model's top-k for query ``q``: readable texts (they wrap), scores, and what to know."""
     st.markdown(f"**{swatch(key, label)}**" + (f" → `{nb.model}`" if nb.model != key else ""), unsafe_allow_html=True)
-    rows = [{"#": r + 1, t("score"): float(s), t("text"): texts[i], **({t("label"): labels[i]} if labels else {})}
+    rows = [{"#": r + 1, t("score"): float(s), t("text"): texts[i], **({t("label"): labels[i]} if labels is not None else {})}
             for r, (i, s) in enumerate(zip(nb.indices[q].tolist(), nb.scores[q].tolist(), strict=True)) if i >= 0]
     if rows:
         text_table_ui(pd.DataFrame(rows))
@@ -67,6 +120,8 @@ def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: 
     if "pair_scorer" in state.backend().roles(nb.model):
         st.caption(t("Ranked by the cosine of its encoder vectors; rerank below for its real pair score."))
     warnings_ui(nb.warnings[q])
+    if getattr(nb, "search", None) is not None:
+        st.caption("🔎 " + tw(nb.search.describe()))
 
 
 def neighbours_ui() -> None:
@@ -92,7 +147,11 @@ def neighbours_ui() -> None:
         st.info(t("Type a query (one per line) to see each model's nearest sentences."), icon=":material/edit_note:")
         st.stop()
     errors = load_models_ui(keys)
-    results, search_errors, notes = search(queries, corpus.texts, k, [x for x in keys if x not in errors], settings.options)
+    ok = [x for x in keys if x not in errors]
+    if corpus.path is None:
+        results, search_errors, notes = search(queries, corpus.texts, k, ok, settings.options)
+    else:
+        results, search_errors, notes = search_embedded(queries, corpus, k, ok, settings.options)
     errors |= search_errors
     sets = {key: topk_sets(nb.indices) for key, nb in results.items()}
     overlap = overlap_matrix(sets) if len(results) >= 2 else None
@@ -107,6 +166,9 @@ def neighbours_ui() -> None:
                 with grid[j % len(grid)]:
                     if key in errors:
                         st.error(t("{key} failed: {error}", key=key, error=short_error(errors[key])))
+                        continue
+                    if key not in results:
+                        st.caption(t("{key}: waiting for its search index.", key=key))
                         continue
                     model_column_ui(key, settings.labels.get(key, key), results[key], q, corpus.texts, corpus.labels)
             if reranker != none and results:

@@ -11,7 +11,7 @@ from ui.charts import label_color_map, projection_scatter
 from ui.frame import page_settings
 from ui.i18n import t, tw
 from ui.tables import cluster_names
-from ui.widgets import Progress, corpus_ui, download_ui, load_models_ui, models_ui, short_error
+from ui.widgets import Corpus, Progress, corpus_ui, download_ui, load_models_ui, models_ui, short_error
 
 DEFAULT_QUERY = "My flight was cancelled, can I get my money back?"
 #: UMAP on more points takes minutes on a CPU; a seeded sample keeps the page interactive.
@@ -34,17 +34,10 @@ def controls_ui(has_labels: bool) -> tuple[str, int, str, int, str]:
     return method.lower(), seed, colour, n_clusters, query.strip()
 
 
-def projection_ui() -> None:
-    """The Projection page."""
-    settings = page_settings()
+def texts_ui(corpus: Corpus, keys: list[str], method: str, seed: int, colour: str, n_clusters: int, query: str,
+             options: dict) -> tuple:
+    """Map texts (embedded here, with the query so it lands on the same map); a seeded sample above MAX_POINTS."""
     be = state.backend()
-    st.title(t("Projection"))
-    st.caption(t("Where each model puts the corpus sentences: nearby points are texts the model finds similar."))
-    corpus = corpus_ui()
-    if corpus is None:
-        st.stop()
-    method, seed, colour, n_clusters, query = controls_ui(bool(corpus.labels))
-    keys = models_ui(settings, role="encoder")
     texts, labels = corpus.texts, corpus.labels
     if len(texts) > MAX_POINTS:
         pick = np.sort(np.random.default_rng(seed).choice(len(texts), MAX_POINTS, replace=False))
@@ -58,7 +51,7 @@ def projection_ui() -> None:
     coords, groups, notes, used = {}, {}, {}, {}
     bar = Progress(t("Projecting…"))
     for i, key in enumerate(k for k in keys if k not in errors):
-        opts = settings.options.get(key)
+        opts = options.get(key)
         try:
             used[key], notes[key] = be.space_for(key, all_texts)
             coords[key] = be.project(used[key], all_texts, method, seed, options=opts, progress=lambda d, n, i=i, key=key: bar(
@@ -70,6 +63,60 @@ def projection_ui() -> None:
         except Exception as exc:
             errors[key] = str(exc).strip("'\"")
     bar.done()
+    return texts, labels, coords, groups, notes, used, errors
+
+
+def embedded_ui(corpus: Corpus, keys: list[str], method: str, seed: int, colour: str, n_clusters: int,
+                options: dict) -> tuple:
+    """Map an embedded corpus from its stored vectors: a seeded sample of the size chosen here, UMAP fitted on
+    part of it and the rest placed with ``transform`` above the backend's fit limit (the caption says which)."""
+    be = state.backend()
+    # Above 100,000 points a browser chart stops being readable (and UMAP takes minutes): a sample says as much.
+    n_all = len(corpus.texts)
+    sizes = [n for n in (5_000, 20_000, 100_000) if n < n_all] + ([n_all] if n_all <= 100_000 else [])
+    n_show = st.select_slider(t("Points to map"), sizes, value=sizes[0], format_func=lambda n: f"{n:,}",
+                              key="proj_points", help=t("A seeded random sample of the corpus; above 20,000 UMAP is "
+                                                        "fitted on 10,000 of them and places the rest."))
+    st.caption(t("The query is not marked on an embedded corpus: its vectors were made elsewhere."))
+    texts, labels, errors = None, None, {}
+    coords, groups, notes, used = {}, {}, {}, {}
+    bar = Progress(t("Projecting…"))
+    for i, key in enumerate(keys):
+        opts = options.get(key)
+        bar(i, len(keys), t("{method} of {n} stored vectors of {key} ({i} of {m})…", method=method.upper(),
+                            n=f"{n_show:,}", key=key, i=i + 1, m=len(keys)))
+        try:
+            ec = be.open_corpus(corpus.path, key, opts).sample(n_show, seed)
+            proj = be.project_detailed(key, ec, method, seed, options=opts)
+            coords[key], used[key], notes[key] = proj.coords, key, proj.info.describe()
+            if colour == "cluster":
+                groups[key] = cluster_names(be.clusters(key, ec, n_clusters, seed, opts), t("cluster"), t("no vector"))
+            if texts is None:
+                texts = list(ec.texts)
+                labels = None if ec.labels is None else ec.labels.tolist()
+        except Exception as exc:
+            errors[key] = str(exc).strip("'\"")
+    bar.done()
+    return texts or [], labels, coords, groups, notes, used, errors
+
+
+def projection_ui() -> None:
+    """The Projection page."""
+    settings = page_settings()
+    st.title(t("Projection"))
+    st.caption(t("Where each model puts the corpus sentences: nearby points are texts the model finds similar."))
+    corpus = corpus_ui()
+    if corpus is None:
+        st.stop()
+    method, seed, colour, n_clusters, query = controls_ui(corpus.labels is not None)
+    keys = models_ui(settings, role="encoder")
+    if corpus.path is not None:
+        texts, labels, coords, groups, notes, used, errors = embedded_ui(corpus, keys, method, seed, colour,
+                                                                         n_clusters, settings.options)
+        query = ""
+    else:
+        texts, labels, coords, groups, notes, used, errors = texts_ui(corpus, keys, method, seed, colour, n_clusters,
+                                                                      query, settings.options)
     st.caption(t("{method}, seed {seed}", method=method.upper(), seed=seed)
                + (t(", n_neighbors 15, min_dist 0.1, cosine metric") if method == "umap" else "")
                + " · " + t("{n} texts from the {name}. Same seed, same picture.", n=f"{len(texts):,}", name=corpus.name))

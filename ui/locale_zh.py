@@ -362,6 +362,21 @@ ZH: dict[str, str] = {
     "{n} texts · tokenised like the w2v model (jieba for Chinese) · seed {seed}, one thread (reproducible)": "{n} 条文本 · 分词方式与 w2v 模型相同（中文用 jieba）· 随机种子 {seed}，单线程（可复现）",
     "{retriever} puts a relevant sentence first for {top1:.0f}% of the queries (MRR@10 {mrr:.1f}).": "{retriever} 在 {top1:.0f}% 的查询中把相关句子排在第一位（MRR@10 {mrr:.1f}）。",
     "{words} words × {dim} dimensions from {texts} texts, {epochs} epoch(s) in {s} s.": "{words} 个词 × {dim} 维，来自 {texts} 条文本，{epochs} 轮，用时 {s} 秒。",
+    'A seeded random sample of the corpus; above 20,000 UMAP is fitted on 10,000 of them and places the rest.': '语料的固定种子随机样本；超过 20,000 个点时，UMAP 在其中 10,000 个上拟合，其余点用 transform 放置。',
+    "A word without a vector: skip it, or (chars) read a Chinese word as the mean of its characters' vectors; either way the warning names it.": '没有向量的词：跳过（skip），或（chars）把中文词读作其各个字向量的平均；两种方式下警告都会列出这个词。',
+    'Build the search index': '构建检索索引',
+    'Building the index of {key} ({i} of {n})…': '正在构建 {key} 的索引（第 {i} 个，共 {n} 个）…',
+    'Embedded corpus': '已嵌入的语料',
+    'No embedded corpus in {folder}. Make one with: python -m backend embed corpus.csv {folder}/mine.parquet --models sbert,w2v (any size; --engine ray on a cluster), or set SIMDASH_CORPORA.': '{folder} 中没有已嵌入的语料。可用以下命令生成：python -m backend embed corpus.csv {folder}/mine.parquet --models sbert,w2v（任意大小；集群上加 --engine ray），或设置 SIMDASH_CORPORA。',
+    'Points to map': '投影的点数',
+    'The query is not marked on an embedded corpus: its vectors were made elsewhere.': '已嵌入的语料上不标出查询：它的向量是在别处生成的。',
+    'an embedded corpus (vectors made by python -m backend embed)': '已嵌入的语料（向量由 python -m backend embed 生成）',
+    'searched in {ms} ms ({n} queries, embedding them included)': '检索用时 {ms} 毫秒（{n} 条查询，含查询的嵌入）',
+    'unknown words': '未登录词',
+    '{keys}: {corpus} has {n} texts, above the exact-search limit; an approximate index (IVF, recall@10 measured against exact search) is built once, saved beside the file and reused.': '{keys}：{corpus} 有 {n} 条文本，超过精确检索的上限；将构建一次近似索引（IVF，recall@10 与精确检索对比测得），保存在文件旁边并重复使用。',
+    '{key}: waiting for its search index.': '{key}：等待其检索索引。',
+    '{method} of {n} stored vectors of {key} ({i} of {m})…': '{key} 的 {n} 个已存向量的 {method}（第 {i} 个，共 {m} 个）…',
+    '{name}: {n} texts, vectors of {models}': '{name}：{n} 条文本，含 {models} 的向量',
 }
 
 PHRASES_ZH: dict[str, str] = {

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -272,18 +273,50 @@ class Corpus:
 
     Attributes
     ----------
-    texts : list of str
-    labels : list of str or None
+    texts : sequence of str
+        A list, or an embedded corpus's texts read from its file on demand.
+    labels : sequence of str or None
         A label per text (the demo corpus's topic), when a label column was chosen.
     label_name : str
     name : str
         Where it came from ("demo corpus", a file name).
     """
 
-    texts: list[str]
-    labels: list[str] | None
+    texts: Sequence[str]
+    labels: Sequence[str] | None
     label_name: str
     name: str
+    path: Path | None = None  # an embedded corpus (python -m backend embed): vectors are read, not computed
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _embedded_texts(path: str, mtime_ns: int):
+    """One shared reader per file version (the texts stay in Arrow, read on demand)."""
+    from backend.embed import read_corpus_texts
+
+    return read_corpus_texts(path)
+
+
+def embedded_corpus_ui() -> Corpus | None:
+    """Pick an embedded corpus among the files in the corpora folder (never a typed path)."""
+    from backend.embed import corpora_dir, list_embedded_corpora, read_embedding_metadata
+
+    files = list_embedded_corpora()
+    if not files:
+        st.info(t("No embedded corpus in {folder}. Make one with: python -m backend embed corpus.csv {folder}/mine.parquet "
+                  "--models sbert,w2v (any size; --engine ray on a cluster), or set SIMDASH_CORPORA.",
+                  folder=str(corpora_dir())))
+        return None
+    path = st.selectbox(t("Embedded corpus"), files, format_func=lambda p: p.name, key="corpus_embedded")
+    try:
+        meta = read_embedding_metadata(path)
+        texts, labels, label_name = _embedded_texts(str(path), path.stat().st_mtime_ns)
+    except TableError as exc:
+        st.error(str(exc))
+        return None
+    st.caption(t("{name}: {n} texts, vectors of {models}", name=path.name, n=f"{len(texts):,}",
+                 models=", ".join(m["name"] for m in meta["models"])))
+    return Corpus(texts, labels, label_name, path.name, path)
 
 
 def corpus_ui() -> Corpus | None:
@@ -294,9 +327,12 @@ def corpus_ui() -> Corpus | None:
                          topics=demo["topic"].nunique()),
                "demo-en": t("demo corpus, English ({n})", n=int(counts.get("en", 0))),
                "demo-zh": t("demo corpus, Chinese ({n})", n=int(counts.get("zh", 0))),
-               "upload": t("my own file (CSV/TSV/TXT)")}
+               "upload": t("my own file (CSV/TSV/TXT)"),
+               "embedded": t("an embedded corpus (vectors made by python -m backend embed)")}
     source = st.radio(t("Corpus"), list(choices), horizontal=True, key="corpus_source", persist_state="session",
                       format_func=choices.get)
+    if source == "embedded":
+        return embedded_corpus_ui()
     if source.startswith("demo"):
         if source != "demo":
             demo = demo[demo["lang"] == source[-2:]]
