@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_visitors import ARGS, CHROMIUM, free_port, start_server  # noqa: E402
+from bench_visitors import ARGS, CHROMIUM, cpu_seconds, free_port, start_server, wait_idle  # noqa: E402
 
 DEV = REPO.parent / "shared" / "data" / "stsb-en" / "dev.tsv"
 
@@ -55,47 +55,6 @@ def command_line(keys: list[str], reranker: str) -> tuple[float, float]:
     res = recall_rerank(be, task, "sbert", reranker, 20)
     print(f"command line: recall {res.recall_seconds:.2f} s, rerank {res.rerank_seconds:.2f} s")
     return t_eval, time.perf_counter() - t0
-
-
-def cpu_seconds(server_pid: int) -> tuple[float, float]:
-    """CPU seconds so far of the dashboard server's process tree and of everything else this script started
-    (Playwright's driver and chromium): where the 2 cores went while the page worked."""
-    import psutil
-
-    def tree(p: psutil.Process) -> list[psutil.Process]:
-        try:
-            return [p, *p.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def total(ps: list[psutil.Process]) -> float:
-        out = 0.0
-        for q in ps:
-            try:
-                c = q.cpu_times()
-                out += c.user + c.system
-            except psutil.Error:
-                pass
-        return out
-
-    server = tree(psutil.Process(server_pid))
-    ids = {q.pid for q in server}
-    others = [q for q in tree(psutil.Process())[1:] if q.pid not in ids]
-    return total(server), total(others)
-
-
-def wait_idle(server_pid: int, timeout_s: float = 300) -> float:
-    """Until the server uses under 10% of a core for 3 s: its start-up warm-up (loading the default models,
-    compiling UMAP's numba code) must not be timed as the lab's work. Returns the seconds waited."""
-    t0 = time.perf_counter()
-    last = cpu_seconds(server_pid)[0]
-    while time.perf_counter() - t0 < timeout_s:
-        time.sleep(3)
-        now = cpu_seconds(server_pid)[0]
-        if now - last < 0.3:
-            break
-        last = now
-    return time.perf_counter() - t0
 
 
 def wait_text(page, texts: tuple[str, ...], timeout_s: float = 1800) -> None:

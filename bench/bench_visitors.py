@@ -55,6 +55,58 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("the server did not start")
 
 
+def cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the dashboard server's process tree and of everything else on the machine (mostly the
+    chromium processes this script drives; chromium's renderers are re-parented away from us, so they are counted
+    through the machine's total): where the 2 cores went while the pages worked."""
+    import psutil
+
+    server = 0.0
+    try:
+        for q in [psutil.Process(server_pid), *psutil.Process(server_pid).children(recursive=True)]:
+            try:
+                c = q.cpu_times()
+                server += c.user + c.system
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    m = psutil.cpu_times()
+    busy = m.user + m.system + getattr(m, "nice", 0.0) + getattr(m, "irq", 0.0) + getattr(m, "softirq", 0.0)
+    return server, busy - server
+
+
+def nice_browsers() -> int:
+    """Lower chromium's priority below the server's: in a real demo each visitor's browser runs on their own machine,
+    so the server's latency is what to measure, not a contest with eight browsers for this machine's cores.
+    Renderers started later are forked from the re-niced zygote and inherit it. Returns how many were re-niced."""
+    import psutil
+
+    n = 0
+    for q in psutil.process_iter(["name"]):
+        if "chrom" in (q.info["name"] or "").lower():
+            try:
+                q.nice(19)
+                n += 1
+            except psutil.Error:
+                pass
+    return n
+
+
+def wait_idle(server_pid: int, timeout_s: float = 300) -> float:
+    """Until the server uses under 10% of a core for 3 s: its start-up warm-up (loading the default models,
+    compiling UMAP's numba code) must not be timed as the lab's work. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    last = cpu_seconds(server_pid)[0]
+    while time.perf_counter() - t0 < timeout_s:
+        time.sleep(3)
+        now = cpu_seconds(server_pid)[0]
+        if now - last < 0.3:
+            break
+        last = now
+    return time.perf_counter() - t0
+
+
 async def settle(page, timeout_s: float = 600) -> None:
     """Until Streamlit's running indicator is gone (the script run and its charts are done)."""
     await page.wait_for_timeout(300)
@@ -104,7 +156,7 @@ async def visitor(browser, base: str, n: int, rounds: int, batch_file: str, out:
     await ctx.close()
 
 
-async def run(args: argparse.Namespace, base: str, batch_file: str) -> tuple[list, list]:
+async def run(args: argparse.Namespace, base: str, batch_file: str, server_pid: int) -> tuple[list, list]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -112,11 +164,18 @@ async def run(args: argparse.Namespace, base: str, batch_file: str) -> tuple[lis
         warm: list = []
         await visitor(browser, base, 0, 1, batch_file, warm, [])  # loads the models and fills the caches
         print("warm-up visitor: " + ", ".join(f"{a} {s:.1f}s" for a, s in warm))
+        # a demo's visitors arrive after the server's one-off warm-up (models, UMAP's numba compile): not timed
+        print(f"waited {wait_idle(server_pid):.0f} s for the server's warm-up to finish")
+        if args.nice_browsers:
+            print(f"re-niced {nice_browsers()} chromium processes to 19 (--no-nice-browsers to keep them equal)")
         out: list = []
         bad: list = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds(server_pid)
         await asyncio.gather(*(visitor(browser, base, n, args.rounds, batch_file, out, bad) for n in range(args.sessions)))
-        print(f"{args.sessions} sessions x {args.rounds} rounds in {time.perf_counter() - t0:.0f} s")
+        wall, c1 = time.perf_counter() - t0, cpu_seconds(server_pid)
+        print(f"{args.sessions} sessions x {args.rounds} rounds in {wall:.0f} s; CPU seconds: dashboard server "
+              f"{c1[0] - c0[0]:.0f}, the rest of the machine (browsers) {c1[1] - c0[1]:.0f} "
+              f"(of {os.cpu_count() * wall:.0f} on {os.cpu_count()} cores)")
         await browser.close()
     return out, bad
 
@@ -127,6 +186,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--target", type=float, default=15.0, help="p95 seconds per action")
     p.add_argument("--upload", type=int, default=0, help="rows of a file to upload instead of the example file")
+    p.add_argument("--nice-browsers", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the browsers at the lowest CPU priority (they stand for the visitors' own machines)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         batch_file = ""
@@ -140,7 +201,7 @@ def main() -> int:
         port = free_port()
         proc = start_server(port)
         try:
-            out, bad = asyncio.run(run(args, f"http://127.0.0.1:{port}", batch_file))
+            out, bad = asyncio.run(run(args, f"http://127.0.0.1:{port}", batch_file, proc.pid))
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
     print(f"{'action':<11} {'n':>3} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
