@@ -285,6 +285,9 @@ def test_neighbours_defaults_overlap_verdict_and_reranker_choices():
     at.selectbox(key="nb_reranker").set_value("esim").run()
     assert not at.exception
     assert len(tables_with(at, "rerank")) == len(queries)
+    # the demo corpus is mixed: one note for all encoders, not the same sentence once per model
+    mixed = [c for c in texts(at.caption) if "mixed corpus" in c]
+    assert len(mixed) == 1 and all(k in mixed[0] for k in encoders), mixed
 
 
 def test_chinese_corpus_goes_to_the_chinese_variant():

@@ -172,8 +172,18 @@ def assert_healthy(v: Visitor, where: str) -> None:
     assert not bad, f"{where}: console errors {bad[:3]}"
 
 
-def assert_cells_fit(page, where: str) -> None:
-    """Every cell of a wrapping table shows its whole text (nothing cut, nothing scrolled away)."""
+def assert_cells_fit(page, where: str, at_least: int = 1) -> None:
+    """Every cell of a wrapping table shows its whole text (nothing cut, nothing scrolled away).
+
+    At least ``at_least`` tables must be drawn first: with none on screen (a page still rendering) the check
+    would pass without looking at anything.
+    """
+    tables = page.locator('[data-testid="stTable"] td')
+    deadline = time.perf_counter() + SLOW_MS / 1000
+    while page.locator('[data-testid="stTable"]').count() < at_least and time.perf_counter() < deadline:
+        page.wait_for_timeout(250)
+    assert page.locator('[data-testid="stTable"]').count() >= at_least, f"{where}: fewer than {at_least} tables drawn"
+    tables.first.wait_for(state="visible")
     cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stTable"] td')]
         .filter(td => td.scrollWidth > td.clientWidth + 2).map(td => td.innerText.slice(0, 40))""")
     assert not cut, f"{where}: table cells cut at their width: {cut[:5]}"
@@ -293,7 +303,7 @@ def test_texts_are_readable_at_desktop_and_phone_widths(server, browser, shots, 
     v = Visitor(browser, width=width)
     try:
         page = v.open(server, "neighbours?nb_reranker=esim")
-        assert_cells_fit(page, f"neighbours at {width}px")
+        assert_cells_fit(page, f"neighbours at {width}px", at_least=4)  # one top-k table per encoder
         page.screenshot(path=str(shots / f"neighbours_{width}.png"), full_page=True)
         page = v.open(server, "?preset=Negation")
         page.get_by_text("Why these scores?").wait_for()
