@@ -194,7 +194,10 @@ def pairs_verdict(scores: Mapping[str, np.ndarray]) -> Verdict | None:
     ok = np.isfinite(m).sum(axis=1) >= 2
     if not ok.any():
         return None
-    spread = np.where(ok, np.nanmax(m, axis=1) - np.nanmin(m, axis=1), -np.inf)
+    # rows with fewer than two scores are -inf (never the furthest apart), computed on the others only so that
+    # numpy has no all-NaN row to warn about
+    spread = np.full(len(m), -np.inf)
+    spread[ok] = np.nanmax(m[ok], axis=1) - np.nanmin(m[ok], axis=1)
     i = int(np.argmax(spread))
     if spread[i] < 0.1:
         return Verdict("pairs_agree", {"spread": float(spread[i])})
