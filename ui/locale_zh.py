@@ -227,6 +227,7 @@ ZH: dict[str, str] = {
     "Whitening": "白化",
     "Why did bert-as-service choose layer -2? Its author's reasoning: the last layer of a pre-trained BERT is shaped by the pre-training targets (predicting masked words, next-sentence prediction), so it is biased towards them; the first layers are still close to the raw tokens; the one before last is a compromise that keeps meaning without the pre-training bias. It is a rule of thumb for raw BERT, not a law: on a model fine-tuned for sentence similarity (like the backbone here) the last layer wins, and the probe below lets your data decide.": "bert-as-service 为什么选第 -2 层？作者的理由是：预训练 BERT 的最后一层由预训练目标（预测被遮盖的词、下一句预测）塑造，因而偏向这些目标；前几层仍接近原始 token；倒数第二层是折中，既保留语义，又没有预训练的偏向。这只是针对原始 BERT 的经验法则，并非定律：在为句子相似度微调过的模型上（比如这里的主干），最后一层更好，下面的探测让你的数据来决定。",
     "Why these scores?": "为什么是这些分数？",
+    "Show each pair scorer's word alignment": "显示各句对打分模型的词对齐",
     "Window": "窗口大小",
     "about {left} left": "约剩 {left}",
     "all": "全部",

@@ -121,6 +121,10 @@ def why_ui(a: list[str], b: list[str], results: Mapping[str, Any], settings: Set
             frame["warnings"] = frame["warnings"].map(tw)
             frame.columns = [t(c) for c in frame.columns]
             text_table_ui(frame)
+            # Heatmaps on request when there are several pairs: each is an alignment to compute on the server and a
+            # Plotly figure to draw in the browser, for every pair of every visitor's run (bench/bench_visitors.py).
+            if len(a) > 1 and not st.toggle(t("Show each pair scorer's word alignment"), key=f"cmp_align_show_{i}"):
+                continue
             for k, r in results.items():
                 if r.error is not None or "pair_scorer" not in be.roles(r.used[i]):
                     continue

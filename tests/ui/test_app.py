@@ -56,6 +56,13 @@ def test_default_preset_gives_one_score_per_model_and_a_verdict():
     assert not any(str(c).startswith("n/a") for k in DEFAULTS for c in scores[k])  # plain English pairs all score
     assert len(at.success) == 1 and "disagree most on pair" in at.success[0].value
     assert len(at.expander) >= len(first.pairs)  # one "why" per pair
+    # several pairs: the score bars only; a pair's alignment heatmaps are drawn when asked for
+    assert len(at.get("plotly_chart")) == 1
+    at.toggle(key="cmp_align_show_0").set_value(True).run()
+    assert not at.exception
+    scorers = {k for k in DEFAULTS if "pair_scorer" in _backend().roles(k)}
+    heatmaps = len(at.get("plotly_chart")) - 1
+    assert 1 <= heatmaps <= len(scorers)  # ESIM aligns words; a cross-encoder has no alignment to show
     # the "not raw BERT" note: once, in the sidebar beside bert, not again on the page
     assert sum("Not raw BERT" in c for c in texts(at.sidebar.caption)) == 1
     assert not any("Not raw BERT" in c for c in texts(at.main.caption))
