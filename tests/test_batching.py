@@ -222,7 +222,7 @@ def test_batched_sbert_matches_unbatched_within_1e5():
     """Real model: texts merged with other threads' texts (other padding) give the unbatched vectors."""
     from backend.service import Backend
 
-    sentences = ["A man is playing a guitar.", "The cat sleeps.", "Stock markets fell sharply on Monday after the "
+    sentences = ["An old clockmaker is fixing a brass pendulum.", "The cat sleeps.", "Stock markets fell sharply on Monday after the "
                  "central bank raised interest rates again.", "Rain.", "Two dogs run across a snowy field together.",
                  "She reads a book in the garden.", "今天天气很好。", "The quick brown fox jumps over the lazy dog."]
     batched = Backend(device="cpu", cache_dir="memory", batching=BatchSettings(wait_ms=30, max_batch=64))

@@ -312,3 +312,24 @@ def test_example_pairs_frame_is_a_valid_batch_file():
     assert guess_text_columns(f) == ("sentence1", "sentence2")
     assert guess_label_column(f, exclude=("sentence1", "sentence2")) == "label"
     assert is_binary(f["label"])
+
+
+def test_no_tracked_file_quotes_a_shared_sentence(shared_sentences: set[str]) -> None:
+    """Beyond the corpus, presets and FAQ: no committed text file (code, tests, docs, cards) quotes an STS-B
+    sentence of 18 characters or more. Short ones ("A man is eating.") are too generic to be a copy."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    long = [s for s in shared_sentences if len(s) >= 18]
+    quoted = {}
+    for name in listed.stdout.splitlines():
+        path = REPO_ROOT / name
+        if path.suffix not in {".py", ".md", ".toml", ".csv", ".tsv", ".txt", ".json"} or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        hits = [s for s in long if s in text]
+        if hits:
+            quoted[name] = hits[:3]
+    assert not quoted, quoted

@@ -15,7 +15,7 @@ from backend.options import OptionError
 from backend.registry import Registry
 from backend.service import Backend
 
-TEXTS = ["A man is playing a guitar.", "The cat sleeps on the mat.", "Rain.", "",
+TEXTS = ["An old clockmaker is fixing a brass pendulum.", "The cat sleeps on the mat.", "Rain.", "",
          "Stock markets fell sharply on Monday after the central bank raised interest rates again."]
 
 
