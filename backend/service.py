@@ -1143,7 +1143,9 @@ def space_for(registry: Registry, key: str, texts: Sequence[str]) -> tuple[str, 
     note = None
     if minority > 0.1:
         other = "English" if major == "zh" else "Chinese"
-        note = (f"mixed corpus ({minority:.0%} {other}): every text is embedded with {use}, so all of them share "
+        # "this model" unless routed: then every model of a page shares the same note, and the page shows it once
+        model = "this model" if use == key else use
+        note = (f"mixed corpus ({minority:.0%} {other}): every text is embedded with {model}, so all of them share "
                 f"one vector space; the {other} ones are read by a model made for the other language")
     return use, note
 

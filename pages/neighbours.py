@@ -103,8 +103,6 @@ def notes_ui(notes: dict[str, str | None]) -> None:
     by_note: dict[str, list[str]] = {}
     for key, note in notes.items():
         if note:
-            # "embedded with w2v" and "embedded with bert" are one note when each model embeds its own corpus
-            note = note.replace(f"embedded with {key},", "embedded with its own model,")
             by_note.setdefault(note, []).append(key)
     for note, keys in by_note.items():
         st.caption("ℹ️ " + ", ".join(keys) + ": " + tw(note))

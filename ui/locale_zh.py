@@ -418,7 +418,7 @@ PHRASES_ZH: dict[str, str] = {
     "unavailable": "不可用",
     "instead": "打分",
     "mixed corpus": "混合语料",
-    "every text is embedded with its own model": "所有文本都由各自的模型",
+    "every text is embedded with this model": "所有文本都由该模型",
     "every text is embedded with": "所有文本都由",
     ", so all of them share one vector space": " 嵌入，从而共享同一个向量空间",
     "so all of them share one vector space": "嵌入，从而共享同一个向量空间",
