@@ -39,7 +39,6 @@ import pandas as pd
 from scipy import stats
 
 from backend.base import ProgressFn
-from backend.families import family_class
 from backend.io import (
     FAQ_ZH,
     TableError,
@@ -543,7 +542,7 @@ def evaluate(
         res = scored[r.name]
         # Family defaults first, so the paper table sees e.g. w2v's weighting even when the registry leaves it out.
         try:
-            family_defaults = option_defaults(family_class(spec.family).OPTIONS)
+            family_defaults = option_defaults(be.option_specs(r.key))
         except ValueError:  # the family file is missing: the model's error below says so
             family_defaults = {}
         effective = {**family_defaults, **spec.options, **r.options}
