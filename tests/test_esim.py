@@ -330,3 +330,49 @@ def test_shipped_zh_dev_spearman_floor():
     s = m.score(dev.sentence1.tolist(), dev.sentence2.tolist())
     rho = spearmanr(s[~np.isnan(s)], dev.score[~np.isnan(s)]).statistic
     assert rho >= 0.72, rho
+
+
+# ------------------------------------------------------------------------------------------- resume
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    """Kill after epoch 2 of 4, resume: the weights equal an uninterrupted run's (seeded, one thread)."""
+    from safetensors.torch import load_file
+
+    kw = dict(lang="en", epochs=4, seed=5, embeddings="random", min_count=1, patience=9, lr=3e-3, threads=1,
+              config=ESIMConfig(embedding_dim=16, hidden_size=16, projection_dim=16, mlp_dim=16, dropout=0.1))
+    train, dev = toy_pairs(200, 0), toy_pairs(60, 1)
+    whole = train_esim(train, dev, tmp_path / "whole", **kw)
+
+    def kill(epoch, total, metrics):
+        if epoch == 3:
+            raise _Killed
+
+    work = tmp_path / "part.ckpt"
+    with pytest.raises(_Killed):
+        train_esim(train, dev, tmp_path / "part", progress=kill, work_dir=work, **kw)
+    assert (work / "resume.json").is_file()
+    with pytest.raises(ValueError, match="other data or settings"):
+        train_esim(train, dev, tmp_path / "part", work_dir=work, resume=True, **{**kw, "lr": 1e-3})
+    resumed = train_esim(train, dev, tmp_path / "part", work_dir=work, resume=True, **kw)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.best_metric == pytest.approx(whole.best_metric, abs=1e-9)
+    a = load_file(str(whole.out_dir / "model.safetensors"))
+    b = load_file(str(resumed.out_dir / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not work.exists()  # a completed run removes its resumable state
+    assert any("resumed after epoch 2" in n for n in resumed.notes)
+
+
+def test_bad_rows_stop_with_the_row_or_are_skipped_and_counted():
+    df = toy_pairs(30, 4)
+    df["score"] = df["score"].astype(object)
+    df.loc[3, "score"] = "n/a"
+    df.loc[7, "sentence2"] = "  "
+    with pytest.raises(ValueError, match=r"non-numeric 'score' in row\(s\) 4\b"):
+        read_pairs(df)
+    pairs = read_pairs(df, bad_rows="skip")
+    assert len(pairs.a) == 28
+    assert "skipped 2 of 30 rows" in pairs.notes[0] and "an empty text" in pairs.notes[0]

@@ -9,13 +9,14 @@ the best epoch's weights.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,8 @@ class PairData:
         5 for 0-5 scores, 1 for 0-1 scores and binary labels.
     columns : tuple of str
         The (text, text, label) column names used.
+    notes : list of str
+        What reading did to the table (rows skipped, and why).
     """
 
     a: list[str]
@@ -65,6 +68,7 @@ class PairData:
     objective: Literal["regression", "binary"]
     label_max: float
     columns: tuple[str, str, str]
+    notes: list[str] = field(default_factory=list)
 
 
 def _read_frame(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +107,9 @@ def _rows(idx: Sequence[int], limit: int = 10) -> str:
     return shown + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
 
 
-def read_pairs(source: str | Path | pd.DataFrame, name: str = "training data") -> PairData:
+def read_pairs(
+    source: str | Path | pd.DataFrame, name: str = "training data", *, bad_rows: Literal["error", "skip"] = "error"
+) -> PairData:
     """Read pairs and labels and decide what the labels are.
 
     Labels that are all 0 or 1 are binary; otherwise scores up to 1 are on a 0-1 scale and scores up to 5
@@ -115,11 +121,14 @@ def read_pairs(source: str | Path | pd.DataFrame, name: str = "training data") -
         CSV/TSV with two text columns and a score or label column.
     name : str
         What to call the file in error messages.
+    bad_rows : {"error", "skip"}
+        A row with a missing, non-numeric or out-of-range label, or an empty text: stop with its row number
+        (``error``) or leave it out and say how many were left out in ``notes`` (``skip``).
 
     Raises
     ------
     ValueError
-        Missing, non-numeric or out-of-range labels (naming the rows), or columns that cannot be found.
+        Bad rows (named, with ``bad_rows="error"``), no good row left, or columns that cannot be found.
     """
     frame = _read_frame(source).reset_index(drop=True)
     if len(frame) == 0:
@@ -127,23 +136,39 @@ def read_pairs(source: str | Path | pd.DataFrame, name: str = "training data") -
     col_a, col_b, col_y = _pick_columns(frame)
     raw = frame[col_y]
     y = pd.to_numeric(raw.astype(str).str.strip().replace("", np.nan) if raw.dtype == object else raw, errors="coerce")
-    bad = np.flatnonzero(y.isna().to_numpy()).tolist()
-    if bad:
-        raise ValueError(f"{name}: missing or non-numeric {col_y!r} in row(s) {_rows(bad)} (row 1 = first after the header)")
     values = y.to_numpy(dtype=np.float64)
-    out = np.flatnonzero((values < 0) | (values > 5)).tolist()
-    if out:
-        raise ValueError(
-            f"{name}: {col_y!r} must lie in 0-5 (or 0-1, or be a 0/1 label); out of range in row(s) {_rows(out)} "
-            "(row 1 = first after the header)"
-        )
+    texts_a = frame[col_a].fillna("").astype(str)
+    texts_b = frame[col_b].fillna("").astype(str)
+    problems = {
+        f"missing or non-numeric {col_y!r}": np.isnan(values),
+        f"{col_y!r} out of range": ~np.isnan(values) & ((values < 0) | (values > 5)),
+        "an empty text": (texts_a.str.strip() == "").to_numpy() | (texts_b.str.strip() == "").to_numpy(),
+    }
+    bad = np.zeros(len(frame), dtype=bool)
+    for what, mask in problems.items():
+        rows = np.flatnonzero(mask).tolist()
+        if rows and bad_rows == "error":
+            raise ValueError(
+                f"{name}: {what} in row(s) {_rows(rows)} (row 1 = first after the header); scores must lie in 0-5 "
+                "(or 0-1, or be 0/1 labels). Fix the rows, or skip them (--bad-rows skip)"
+            )
+        bad |= mask
+    notes = []
+    if bad.any():
+        reasons = "; ".join(f"{int(m.sum())} with {w}" for w, m in problems.items() if m.any())
+        notes.append(f"{name}: skipped {int(bad.sum())} of {len(frame)} rows ({reasons}); "
+                     f"first skipped row(s): {_rows(np.flatnonzero(bad).tolist(), 5)}")
+        if bad.all():
+            raise ValueError(f"{name}: no usable row left ({reasons})")
+    keep = ~bad
+    values = values[keep]
     if set(np.unique(values)) <= {0.0, 1.0}:
         objective, label_max = "binary", 1.0
     else:
         objective, label_max = "regression", (1.0 if values.max() <= 1.0 else 5.0)
-    a = frame[col_a].astype(str).tolist()
-    b = frame[col_b].astype(str).tolist()
-    return PairData(a, b, (values / label_max).astype(np.float32), objective, label_max, (col_a, col_b, col_y))
+    a = texts_a[keep].tolist()
+    b = texts_b[keep].tolist()
+    return PairData(a, b, (values / label_max).astype(np.float32), objective, label_max, (col_a, col_b, col_y), notes)
 
 
 # ------------------------------------------------------------------------------------------ vocabulary
@@ -286,6 +311,8 @@ def train_esim(
     self_pairs: float = 0.0,
     config: ESIMConfig | None = None,
     verbose: bool = False,
+    work_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ESIM and write a checkpoint (``model.safetensors``, ``config.json``, ``vocab.txt``).
 
@@ -324,6 +351,12 @@ def train_esim(
         learns that a text is maximally similar to itself.
     config : ESIMConfig, optional
         Network hyper-parameters (defaults otherwise); vocabulary and label fields are filled in here.
+    work_dir : path, optional
+        Where a resumable state is written after every epoch (weights, best weights, Adam's moments and the
+        random generators' states as safetensors, the rest as JSON; no pickle). Given, a killed run can be resumed;
+        removed when the run completes.
+    resume : bool
+        Continue from ``work_dir``'s state. Refused when it was written by another command (data, settings).
 
     Returns
     -------
@@ -412,7 +445,31 @@ def train_esim(
         metric = "dev_accuracy" if tr.objective == "binary" else "dev_spearman"
         best, best_epoch, best_state, bad_epochs, stopped = -math.inf, 0, None, 0, False
         history: list[dict[str, float]] = []
-        for epoch in range(1, epochs + 1):
+        settings = {"train_rows": len(a_ids), "dev_rows": len(da), "vocab": len(vocab), "lang": lang, "seed": seed,
+                    "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
+                    "self_pairs": self_pairs, "embeddings": embeddings, "config": cfg.__dict__.copy(),
+                    "y_sum": round(float(y_tr.sum()), 4)}
+        settings["config"].pop("training", None)
+        settings = json.loads(json.dumps(settings, default=str))
+        work = Path(work_dir) if work_dir is not None else None
+        first_epoch = 1
+        if resume:
+            if work is None:
+                raise ValueError("resume needs the work folder of the run to continue")
+            state = _read_resume(work, settings)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            rng.bit_generator.state = state["numpy_rng"]
+            best, best_epoch, bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+            best_state, history = state["best_state"], state["history"]
+            first_epoch = state["epoch"] + 1
+            notes.append(f"resumed after epoch {state['epoch']} from {work}")
+            if verbose:
+                print(f"resuming after epoch {state['epoch']} from {work}", flush=True)
+        for epoch in range(first_epoch, epochs + 1):
+            if first_epoch > 1 and epoch == first_epoch and bad_epochs >= patience:
+                break  # the run had already stopped early when it was killed
             te = time.perf_counter()
             model.train()
             total, count = 0.0, 0
@@ -450,6 +507,13 @@ def train_esim(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
+            if work is not None and not stopped:
+                _write_resume(work, settings, epoch, model, opt, rng, best, best_epoch, bad_epochs, best_state,
+                              history)
+            if verbose:
+                left = (epochs - epoch) * m["seconds"]
+                print(f"  epoch {epoch}/{epochs} done; at most {left / 60:.1f} min left "
+                      f"(early stopping after {patience - bad_epochs} more without improvement)", flush=True)
             if stopped or bad_epochs >= patience:
                 break
         if best_state is None:  # stopped before the first epoch ended: keep what there is
@@ -476,10 +540,76 @@ def train_esim(
             cfg.training["dev_spearman"] = round(best, 4)
         model.config = cfg
         out = save_checkpoint(model, vocab, out_dir)
+        if work is not None and not stopped:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)  # complete: the resumable state is no longer needed
     finally:
         if threads is not None:
             torch.set_num_threads(old_threads)
     return TrainResult(out, best_epoch, best, history, seconds, cfg, stopped, notes)
+
+
+RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
+
+
+def _write_resume(work: Path, settings: dict[str, Any], epoch: int, model: torch.nn.Module,
+                  opt: torch.optim.Optimizer, rng: np.random.Generator, best: float, best_epoch: int,
+                  bad_epochs: int, best_state: dict[str, torch.Tensor] | None, history: list[dict[str, float]]) -> None:
+    """Everything a resumed run needs, written atomically: tensors to safetensors, the rest to JSON."""
+    from safetensors.torch import save_file
+
+    work.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.detach().contiguous() for k, v in best_state.items()})
+    opt_state = opt.state_dict()
+    steps = {}
+    for pid, st in opt_state["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value) and name != "step":
+                tensors[f"opt.{pid}.{name}"] = value.contiguous()
+            else:
+                steps[f"{pid}.{name}"] = float(value)
+    tensors["torch_rng"] = torch.get_rng_state()
+    meta = {"settings": settings, "epoch": epoch, "best": best if best > -math.inf else None,
+            "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history, "optimizer_scalars": steps,
+            "param_groups": opt_state["param_groups"], "numpy_rng": rng.bit_generator.state}
+    tmp_t, tmp_j = work / (RESUME_TENSORS + ".tmp"), work / (RESUME_JSON + ".tmp")
+    save_file(tensors, str(tmp_t))
+    tmp_j.write_text(json.dumps(meta, default=int), encoding="utf-8")
+    tmp_t.replace(work / RESUME_TENSORS)  # tensors first: a JSON is only ever beside its own tensors
+    tmp_j.replace(work / RESUME_JSON)
+
+
+def _read_resume(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The state :func:`_write_resume` wrote, checked against this run's settings."""
+    from safetensors.torch import load_file
+
+    if not (work / RESUME_JSON).is_file() or not (work / RESUME_TENSORS).is_file():
+        raise FileNotFoundError(f"nothing to resume in {work} (no {RESUME_JSON} / {RESUME_TENSORS})")
+    meta = json.loads((work / RESUME_JSON).read_text(encoding="utf-8"))
+    old = meta.get("settings", {})
+    changed = sorted(k for k in set(settings) | set(old) if old.get(k) != settings.get(k))
+    if changed:
+        raise ValueError(f"the run in {work} used other data or settings ({', '.join(changed)}); resume with the "
+                         "same command, or start afresh without --resume")
+    tensors = load_file(str(work / RESUME_TENSORS))
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    opt_state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = v
+    for k, v in meta["optimizer_scalars"].items():
+        pid, name = k.split(".", 1)
+        opt_state.setdefault(int(pid), {})[name] = torch.tensor(v)
+    return {"model": model, "best_state": best_state, "torch_rng": tensors["torch_rng"],
+            "optimizer": {"state": opt_state, "param_groups": meta["param_groups"]},
+            "numpy_rng": meta["numpy_rng"], "epoch": int(meta["epoch"]),
+            "best": meta["best"] if meta["best"] is not None else -math.inf, "best_epoch": int(meta["best_epoch"]),
+            "bad_epochs": int(meta["bad_epochs"]), "history": meta["history"]}
 
 
 __all__ = ["PairData", "TrainResult", "build_vocabulary", "evaluate", "read_pairs", "train_esim"]

@@ -20,6 +20,7 @@ from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
 from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import quiet_transformers
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, use_onnx
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -33,6 +34,7 @@ class CrossEncoderModel(PairScorer):
                runtime=True, label="both orders"),
         Option("max_tokens", int, 0, "Word pieces read per pair, [CLS] and both [SEP]s included (0 = the "
                "checkpoint's own limit); a longer pair is cut, longer side first, with a warning.", low=0, high=512),
+        RUNTIME_OPTION,
     )
     default_batch_size = 32
     #: pairs per forward call between lock releases, so a long job lets other requests through.
@@ -53,7 +55,55 @@ class CrossEncoderModel(PairScorer):
         self.tokenizer = self.net.tokenizer
         self.languages = ("en", "zh") if spec.language == "multi" else (spec.language,)
         self._apply_options()
+        self.runtime = str(self.options["runtime"])
+        self.onnx: OnnxRunner | None = None
+        if use_onnx(self.runtime, device):
+            self.onnx = self._export(folder)
+        elif self.runtime != "torch":
+            self.runtime = f"torch ({self.runtime} is CPU only)"
         self.load_seconds = time.perf_counter() - t0
+
+    def _export(self, folder: str) -> OnnxRunner:
+        """Export the classification network (word pieces of the pair -> one logit) to ONNX once; the sigmoid is
+        applied outside, in fp32, as on the torch path."""
+        import torch
+
+        feats = self.tokenizer([("an example", "a longer example sentence"), ("a", "b")], padding=True,
+                               return_tensors="pt")
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in feats]
+        example = {n: feats[n] for n in names}
+        hf = self.net.model
+
+        class Logit(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, *args):
+                return self.model(**dict(zip(names, args, strict=True))).logits
+
+        # The compact folder holds only the trained tensors; the fingerprint also covers the base they complete.
+        what = f"logits of {self.config.get('base_source')}"
+        fp = fingerprint(folder, what)
+        return OnnxRunner(export(Logit(hf), example, ["logits"], onnx_root() / f"cross-{fp}",
+                                 int8=self.runtime == "onnx-int8"))
+
+    def _predict(self, a: list[str], b: list[str], batch_size: int) -> np.ndarray:
+        """Scores of aligned pairs through torch or the ONNX export (call with the lock held)."""
+        if self.onnx is None:
+            return score_pairs(self.net, a, b, symmetric=self.symmetric, batch_size=batch_size)
+        pairs = list(zip(a, b, strict=True))
+        if self.symmetric:
+            pairs += [(y, x) for x, y in pairs]
+        logits = np.zeros(len(pairs), dtype=np.float32)
+        for s in range(0, len(pairs), batch_size):
+            feats = self.tokenizer(pairs[s : s + batch_size], padding=True, truncation="longest_first",
+                                   max_length=self.max_tokens, return_tensors="np")
+            logits[s : s + batch_size] = self.onnx(dict(feats))[0].reshape(-1)
+        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        if self.symmetric:
+            scores = (scores[: len(a)] + scores[len(a) :]) / 2
+        return scores.astype(np.float32)
 
     def _apply_options(self) -> None:
         self.symmetric = bool(self.options["symmetric"])
@@ -75,6 +125,7 @@ class CrossEncoderModel(PairScorer):
             base=self.config.get("base_source"),
             dev_spearman=training.get("dev_spearman"),
             symmetric=self.symmetric,
+            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
         )
         return out
 
@@ -113,8 +164,7 @@ class CrossEncoderModel(PairScorer):
         for start in range(0, len(a), step):
             idx = order[start : start + step]
             with self.lock:
-                scores[idx] = score_pairs(self.net, [a[i] for i in idx], [b[i] for i in idx], symmetric=self.symmetric,
-                                          batch_size=batch_size)
+                scores[idx] = self._predict([a[i] for i in idx], [b[i] for i in idx], batch_size)
             if progress is not None:
                 progress(start + len(idx), len(a))
         return PairScores(scores, self._truncation(a, b), self.key)

@@ -189,3 +189,58 @@ def test_shipped_checkpoint_dev_spearman_floor(shipped):
     gold = dev["score"].astype(float).to_numpy()
     scores = score_pairs(model, dev["sentence1"].tolist(), dev["sentence2"].tolist(), batch_size=64)
     assert correlations(scores, gold)["spearman"] >= DEV_FLOOR[lang]
+
+
+# ------------------------------------------------------------------------------------------- training
+class _Killed(Exception):
+    pass
+
+
+def _toy_table(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    rows = ["sentence1\tsentence2\tscore"]
+    for _ in range(n):
+        a = " ".join(rng.choice(WORDS, 5))
+        b = " ".join(rng.choice(WORDS, 5))
+        rows.append(f"{a}\t{b}\t{rng.integers(0, 6)}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_training_resumes_after_a_kill_and_refuses_another_base(tiny_base, tmp_path):
+    """Killed after its first half-epoch checkpoint, the run resumes there: every evaluation step once, the
+    whole schedule trained, the best weights shipped; a resume from another base or other settings is refused."""
+    from backend.cross.train import train_cross_encoder
+
+    train, dev = _toy_table(tmp_path / "train.tsv", 48, 0), _toy_table(tmp_path / "dev.tsv", 24, 1)
+    out = tmp_path / "out"
+    kw = dict(base_source=f"path:{tiny_base}", epochs=2, batch_size=8, lr=1e-3, threads=1, max_length=32,
+              self_pairs=0.25, evals_per_epoch=2)
+    seen: list[int] = []
+
+    def kill(step, total, metrics):
+        seen.append(step)
+        if len(seen) == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_cross_encoder(train, dev, out, progress=kill, **kw)
+    first_eval = seen[0]
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_cross_encoder(train, dev, out, **kw)
+    with pytest.raises(ValueError, match="other settings .*lr"):
+        train_cross_encoder(train, dev, out, resume=True, **{**kw, "lr": 2e-3})
+    other = tmp_path / "other_base"
+    import shutil
+
+    shutil.copytree(tiny_base, other)
+    with pytest.raises(ValueError, match="trained from .*not from"):
+        train_cross_encoder(train, dev, out, resume=True, **{**kw, "base_source": f"path:{other}"})
+    result = train_cross_encoder(train, dev, out, resume=True, **kw)
+    steps = [int(h["step"]) for h in result.history]
+    assert steps == sorted(set(steps)) and steps[0] == first_eval and len(steps) == 4
+    assert result.training["data"]["examples"] == 48 * 2 + 12
+    assert any("resumed at step" in n for n in result.notes)
+    assert not (tmp_path / "out.ckpt").exists()
+    model = load_compact(out)
+    assert score_pairs(model, ["the cat"], ["the cat"]).shape == (1,)

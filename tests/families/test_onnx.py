@@ -91,3 +91,25 @@ def test_gpu_devices_keep_torch_and_a_missing_onnxruntime_is_explained(monkeypat
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"requirements-onnx\.txt"):
         use_onnx("onnx-int8", "cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["cross", "cross-zh"])
+def test_cross_encoder_onnx_gives_torchs_scores(be, key):
+    """The pair scorers' runtime option: the same scores (1e-5) through onnxruntime, close ones in int8."""
+    if key == "cross":
+        a = ["The chef chops onions for the soup.", "Rain.", "The cat sleeps on the mat."]
+        b = ["A cook is cutting onions for a soup.", "The stock market fell sharply today.", "The cat sleeps on the mat."]
+    else:
+        a, b = ["我想退货", "会员卡怎么办理", "今天天气很好"], ["怎么申请退款", "会员卡怎么办理", "股市今天大跌"]
+    for rt in ("onnx", "onnx-int8"):
+        if f"{key}-{rt}" not in be.registry:
+            with_runtime(be.registry, key, rt)
+    ref = be.similarity(a, b, [key])[key]
+    onnx = be.similarity(a, b, [f"{key}-onnx"])[f"{key}-onnx"]
+    assert onnx.error is None and np.abs(onnx.scores - ref.scores).max() < 1e-5
+    q = be.similarity(a, b, [f"{key}-onnx-int8"])[f"{key}-onnx-int8"]
+    assert onnx.used == [f"{key}-onnx"] * len(a)
+    # 8-bit weights move a cross-encoder's logit more than a bi-encoder's vector: close, not equal.
+    assert 0 < np.abs(q.scores - ref.scores).max() < 0.1
+    assert be.info(f"{key}-onnx")["runtime"].startswith("onnx (model.onnx")
