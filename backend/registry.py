@@ -85,8 +85,16 @@ class ModelSpec:
 
     @property
     def config_id(self) -> str:
-        """Short hash of (key, family, source, options): keys the embedding cache."""
-        blob = json.dumps([self.key, self.family, self.source, dict(sorted(self.options.items()))], default=str)
+        """Short hash of (key, family, source, options, and the content of local weight files): keys the caches.
+
+        A ``path:`` source's files are hashed too (once per file version), so retrained weights in the same folder
+        get a new id and no cache serves the old model's vectors or scores for them.
+        """
+        items = [self.key, self.family, self.source, dict(sorted(self.options.items()))]
+        digest = weights_digest(self.source)
+        if digest:
+            items.append(digest)
+        blob = json.dumps(items, default=str)
         return f"{self.key}:{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
     def resolve_source(self) -> str:
@@ -172,6 +180,32 @@ def _package_folder(module: str) -> Path:
     if spec.origin:  # a single-file module: the folder holding it
         return Path(spec.origin).resolve().parent
     raise FileNotFoundError(f"package {module!r} has no files on disk")
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def weights_digest(source: str) -> str:
+    """SHA-1 of the files under a ``path:`` source (``""`` for other sources: a package's files change only with
+    its pinned version). Cached by each file's size and modification time, so it is read once per version."""
+    if not source.startswith("path:"):
+        return ""
+    try:
+        root = Path(resolve_source(source))
+    except FileNotFoundError:
+        return "missing"
+    files = sorted(f for f in (root.rglob("*") if root.is_dir() else [root]) if f.is_file())
+    stamp = (str(root), tuple((str(f.relative_to(root) if root.is_dir() else f.name), f.stat().st_size,
+                               f.stat().st_mtime_ns) for f in files))
+    if stamp not in _DIGESTS:
+        h = hashlib.sha1()
+        for f in files:
+            h.update(str(f.relative_to(root) if root.is_dir() else f.name).encode() + b"\0")
+            with f.open("rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        _DIGESTS[stamp] = h.hexdigest()[:16]
+    return _DIGESTS[stamp]
 
 
 def resolve_source(source: str) -> str:

@@ -376,3 +376,14 @@ def test_bad_rows_stop_with_the_row_or_are_skipped_and_counted():
     pairs = read_pairs(df, bad_rows="skip")
     assert len(pairs.a) == 28
     assert "skipped 2 of 30 rows" in pairs.notes[0] and "an empty text" in pairs.notes[0]
+
+
+def test_negate_makes_the_opposite_or_returns_none():
+    from backend.esim.train import negate
+
+    assert negate("The film was good.", "en") == "The film was not good."
+    assert negate("She does not like tea.", "en") == "She does like tea."
+    assert negate("Dogs run.", "en") is None
+    assert negate("订单已经发货了。", "zh") == "订单还没有发货了。"
+    assert negate("他不是医生", "zh") == "他是医生"
+    assert negate("今天天气很好", "zh") is None

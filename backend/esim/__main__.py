@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--glove-top-k", type=int, default=50_000, help="GloVe words added to the training vocabulary")
     t.add_argument("--self-pairs", type=float, default=0.0,
                    help="fraction of extra (sentence, same sentence, top score) training pairs")
+    t.add_argument("--negations", type=float, default=0.0,
+                   help="fraction of extra (sentence, its negation, 2/5) training pairs (backend.esim.train.negate)")
     t.add_argument("--work-dir", help="resumable state after each epoch (default: OUT.ckpt; removed when done)")
     t.add_argument("--resume", action="store_true", help="continue a killed run from its work folder")
     args = parser.parse_args(argv)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train_esim(
         args.train, args.dev, args.out, lang=args.lang, epochs=args.epochs, seed=args.seed,
         embeddings=args.embeddings, chinese=args.chinese, batch_size=args.batch_size, lr=args.lr,
-        patience=args.patience, threads=args.threads, glove_top_k=args.glove_top_k, self_pairs=args.self_pairs,
+        patience=args.patience, threads=args.threads, glove_top_k=args.glove_top_k, self_pairs=args.self_pairs, negations=args.negations,
         config=config, verbose=True, work_dir=args.work_dir or args.out.rstrip("/") + ".ckpt", resume=args.resume,
     )
     for note in result.notes:

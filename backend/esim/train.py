@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -309,6 +310,7 @@ def train_esim(
     glove_top_k: int = 50_000,
     min_count: int = 2,
     self_pairs: float = 0.0,
+    negations: float = 0.0,
     config: ESIMConfig | None = None,
     verbose: bool = False,
     work_dir: str | Path | None = None,
@@ -349,6 +351,10 @@ def train_esim(
         Add this fraction (of the training pairs) of ``(sentence, same sentence, top score)`` pairs drawn from the
         training sentences. STS-B has almost no identical pairs, so without them the regression head never
         learns that a text is maximally similar to itself.
+    negations : float
+        Add this fraction of ``(sentence, its negation, NEGATION_SCORE)`` pairs made by :func:`negate` from training
+        sentences. STS-B has almost no negated pairs, and ESIM's exact-match feature then scores a statement and
+        its opposite as near-duplicates; STS's guidelines put such a pair at about 2 of 5.
     config : ESIMConfig, optional
         Network hyper-parameters (defaults otherwise); vocabulary and label fields are filled in here.
     work_dir : path, optional
@@ -400,6 +406,21 @@ def train_esim(
         tr = PairData(tr.a + picked, tr.b + picked, np.concatenate([tr.y, np.ones(len(picked), np.float32)]),
                       tr.objective, tr.label_max, tr.columns)
         notes.append(f"added {len(picked)} identical-sentence pairs with the top score")
+    if negations > 0:
+        rng_neg = np.random.default_rng(seed + 2)
+        pool = sorted(set(tr.a) | set(tr.b))
+        made = []
+        for i in rng_neg.permutation(len(pool)):
+            neg = negate(pool[i], lang)
+            if neg is not None:
+                made.append((pool[i], neg))
+            if len(made) >= round(negations * len(tr.a)):
+                break
+        score = NEGATION_SCORE if tr.objective == "regression" else 0.0
+        tr = PairData(tr.a + [m[0] for m in made], tr.b + [m[1] for m in made],
+                      np.concatenate([tr.y, np.full(len(made), score, np.float32)]), tr.objective, tr.label_max,
+                      tr.columns)
+        notes.append(f"added {len(made)} sentence/negation pairs with the score {score:.2f}")
 
     cfg = copy.deepcopy(config) if config is not None else ESIMConfig()
     cfg.language, cfg.chinese = lang, chinese
@@ -529,6 +550,7 @@ def train_esim(
             "train_pairs": len(a_ids),
             "dev_pairs": len(da),
             "self_pairs": self_pairs,
+            "negations": negations,
             "batch_size": batch_size,
             "lr": lr,
             "seconds": round(seconds, 1),
@@ -548,6 +570,39 @@ def train_esim(
         if threads is not None:
             torch.set_num_threads(old_threads)
     return TrainResult(out, best_epoch, best, history, seconds, cfg, stopped, notes)
+
+
+#: target of a (sentence, its negation) pair, on the 0-1 scale: STS's "not equivalent, but share some details" (2/5).
+NEGATION_SCORE = 0.4
+_EN_AUX = re.compile(r"\b(is|are|was|were|can|will|has|have|had|does|do|did|should|could|would|must)\b", re.I)
+_EN_NOT = re.compile(r"\s+(not|n't)\b", re.I)
+_ZH_NEG = (("已经", "还没有"), ("可以", "不可以"), ("喜欢", "不喜欢"), ("是", "不是"), ("有", "没有"), ("会", "不会"),
+           ("能", "不能"), ("要", "不要"), ("想", "不想"), ("在", "不在"))
+
+
+def negate(sentence: str, lang: str) -> str | None:
+    """The sentence with its first auxiliary negated (or its negation removed), or None when no rule applies.
+
+    English: "not" after the first auxiliary (is, was, can, has, ...), or the first "not" removed. Chinese: the
+    first of 已经/可以/喜欢/是/有/会/能/要/想/在 negated (有 -> 没有, 已经 -> 还没有), or the first 不/没 removed.
+    Crude on purpose: it only has to make a training pair whose two sides share every word but mean the opposite.
+    """
+    text = str(sentence)
+    if lang == "zh":
+        for neg in ("不", "没"):
+            if neg in text:
+                return text.replace(neg, "", 1) or None
+        for word, negated in _ZH_NEG:
+            if word in text:
+                return text.replace(word, negated, 1)
+        return None
+    if _EN_NOT.search(text):
+        out = _EN_NOT.sub("", text, count=1)
+        return out if out.strip() else None
+    m = _EN_AUX.search(text)
+    if m is None:
+        return None
+    return text[: m.end()] + " not" + text[m.end() :]
 
 
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
@@ -612,4 +667,4 @@ def _read_resume(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
             "bad_epochs": int(meta["bad_epochs"]), "history": meta["history"]}
 
 
-__all__ = ["PairData", "TrainResult", "build_vocabulary", "evaluate", "read_pairs", "train_esim"]
+__all__ = ["PairData", "TrainResult", "build_vocabulary", "evaluate", "negate", "read_pairs", "train_esim"]
