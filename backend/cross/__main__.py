@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="dev evaluations and resumable checkpoints per epoch (best kept)")
     t.add_argument("--self-pairs", type=float, default=0.0,
                    help="add this fraction of sentence-with-itself pairs at the top score")
+    t.add_argument("--negations", type=float, default=0.0,
+                   help="add this fraction of (sentence, its negation) pairs at a low score")
     t.add_argument("--bad-rows", choices=["error", "skip"], default="error",
                    help="a row with a bad score or an empty text: stop naming it, or skip it and count")
     t.add_argument("--work-dir", help="resumable checkpoints (default: OUT.ckpt; removed when the run completes)")
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 both_orders=not args.one_order, loss=args.loss, warmup_ratio=args.warmup_ratio,
                 weight_decay=args.weight_decay, max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
                 freeze_layers=args.freeze_layers, select_symmetric=args.select_symmetric,
-                evals_per_epoch=args.evals_per_epoch, limit=args.limit, self_pairs=args.self_pairs,
+                evals_per_epoch=args.evals_per_epoch, limit=args.limit, self_pairs=args.self_pairs, negations=args.negations,
                 bad_rows=args.bad_rows, work_dir=args.work_dir, resume=args.resume, command=command, verbose=True,
             )
         except (ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -147,6 +147,7 @@ def train_cross_encoder(
     *,
     both_orders: bool = True,
     self_pairs: float = 0.0,
+    negations: float = 0.0,
     loss: Literal["bce", "mse"] = "bce",
     warmup_ratio: float = 0.1,
     weight_decay: float = 0.01,
@@ -190,6 +191,10 @@ def train_cross_encoder(
     self_pairs : float
         Add ``self_pairs * n`` pairs of a training sentence with itself at the top score: STS-B has almost no
         identical pairs, and a ranker that does not score a text against itself near 1 is not trusted.
+    negations : float
+        Add ``negations * n`` pairs of a training sentence and its negation (:func:`backend.esim.train.negate`)
+        at :data:`backend.esim.train.NEGATION_SCORE`: STS-B has almost none, and without them a cross-encoder
+        scores "the refund arrived" / "the refund has not arrived" above a paraphrase that shares no word.
     loss : {"bce", "mse"}
         ``bce``: BCE on the logit with ``score / 5`` as target (sentence-transformers' STS recipe); ``mse``: MSE on
         ``sigmoid(logit)``.
@@ -262,11 +267,27 @@ def train_cross_encoder(
         picked = [pool[i] for i in np.random.default_rng(seed + 1).choice(len(pool), size=n_self, replace=False)]
         a, b, y = a + picked, b + picked, y + [1.0] * n_self
         notes.append(f"added {n_self} self-pairs (a sentence with itself, score 1.0)")
+    if negations > 0:
+        from backend.esim.train import NEGATION_SCORE, negate
+
+        pool = sorted(set(tr.a) | set(tr.b))
+        made: list[tuple[str, str]] = []
+        for i in np.random.default_rng(seed + 2).permutation(len(pool)):
+            neg = negate(pool[i], lang)
+            if neg is not None:
+                made.append((pool[i], neg))
+            if len(made) >= round(negations * len(tr.a)):
+                break
+        # both orders, like the gold pairs
+        a += [m[0] for m in made] + [m[1] for m in made]
+        b += [m[1] for m in made] + [m[0] for m in made]
+        y += [NEGATION_SCORE] * (2 * len(made))
+        notes.append(f"added {len(made)} sentence/negation pairs in both orders, score {NEGATION_SCORE}")
 
     settings = {
         "base_source": base_source, "lang": lang, "train": _fingerprint(train_path), "dev": _fingerprint(dev_path),
         "examples": len(a), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-        "both_orders": both_orders, "self_pairs": self_pairs, "loss": loss, "warmup_ratio": warmup_ratio,
+        "both_orders": both_orders, "self_pairs": self_pairs, "negations": negations, "loss": loss, "warmup_ratio": warmup_ratio,
         "weight_decay": weight_decay, "max_length": max_length, "freeze_embeddings": freeze_embeddings,
         "freeze_layers": freeze_layers, "select_symmetric": select_symmetric, "evals_per_epoch": evals_per_epoch,
         "limit": limit, "bad_rows": bad_rows,
@@ -333,7 +354,7 @@ def train_cross_encoder(
         def facts(final: bool) -> dict[str, Any]:
             return {
                 "data": {"train": Path(train_path).name, "train_pairs": len(tr.a), "both_orders": both_orders,
-                         "self_pairs": self_pairs, "examples": len(a),
+                         "self_pairs": self_pairs, "negations": negations, "examples": len(a),
                          "dev": Path(dev_path).name, "dev_pairs": len(dv.a), "label_max": tr.label_max},
                 "seed": seed, "epochs": epochs, "best_epoch": round(best["epoch"], 3), "best_step": best["step"],
                 "selected_on": metric_key, "evals_per_epoch": evals_per_epoch, "batch_size": batch_size, "lr": lr,

@@ -55,6 +55,8 @@ class CrossEncoderModel(PairScorer):
         self.tokenizer = self.net.tokenizer
         self.languages = ("en", "zh") if spec.language == "multi" else (spec.language,)
         self._apply_options()
+        self.max_batch = 1 << 16  # lowered when a batch runs out of memory
+        self.notes: list[str] = []
         self.runtime = str(self.options["runtime"])
         self.onnx: OnnxRunner | None = None
         if use_onnx(self.runtime, device):
@@ -89,7 +91,22 @@ class CrossEncoderModel(PairScorer):
                                  int8=self.runtime == "onnx-int8"))
 
     def _predict(self, a: list[str], b: list[str], batch_size: int) -> np.ndarray:
-        """Scores of aligned pairs through torch or the ONNX export (call with the lock held)."""
+        """Scores of aligned pairs (call with the lock held); a batch that runs out of memory is halved and retried,
+        down to one pair, and the smaller size is kept for the rest of this model's life."""
+        import torch
+
+        while True:
+            try:
+                return self._predict_batch(a, b, min(batch_size, self.max_batch))
+            except (torch.OutOfMemoryError, MemoryError) as exc:
+                if min(batch_size, self.max_batch) <= 1:
+                    raise MemoryError(f"{self.key}: one pair does not fit in memory") from exc
+                self.max_batch = max(1, min(batch_size, self.max_batch) // 2)
+                self.notes.append(f"ran out of memory; batch size halved to {self.max_batch}")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+    def _predict_batch(self, a: list[str], b: list[str], batch_size: int) -> np.ndarray:
         if self.onnx is None:
             return score_pairs(self.net, a, b, symmetric=self.symmetric, batch_size=batch_size)
         pairs = list(zip(a, b, strict=True))

@@ -58,6 +58,18 @@ class HybridModel(PairScorer):
         self._apply_options()
         self.load_seconds = time.perf_counter() - t0
 
+    @classmethod
+    def weights_digest(cls, spec: ModelSpec) -> str:
+        """The fusion file's fingerprint and both parts': retraining a part changes the hybrid's id too."""
+        from backend.registry import weights_digest
+
+        own = weights_digest(spec.source)
+        try:
+            fusion = read_fusion(spec.resolve_source())
+        except (FileNotFoundError, ValueError):
+            return own
+        return "+".join([own, weights_digest(fusion.cross["source"]), weights_digest(fusion.encoder["source"])])
+
     def _apply_options(self) -> None:
         # A view of the cross-encoder with this option (shares its weights; the original is left as it was).
         self.cross = self.cross.with_options(symmetric=bool(self.options["symmetric"]))

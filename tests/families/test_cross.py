@@ -32,3 +32,28 @@ def test_a_cross_encoder_gives_no_vectors_and_says_so(backend):
     with pytest.raises(RoleError, match="cross scores pairs only"):
         backend.embed("cross", ["a text"])
     assert "cross" not in backend.keys_with_role("encoder") and "cross" in backend.keys_with_role("pair_scorer")
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_and_scoring_goes_on(backend, monkeypatch):
+    import torch
+
+    model = backend.model("cross")
+    real = type(model)._predict_batch
+    sizes: list[int] = []
+
+    def tight(self, a, b, batch_size):
+        sizes.append(batch_size)
+        if batch_size > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, a, b, batch_size)
+
+    monkeypatch.setattr(type(model), "_predict_batch", tight)
+    a = [f"The chef chops {n} onions." for n in range(10)]
+    b = [f"A cook cuts {n} onions." for n in range(10)]
+    scores = model.score(a, b, batch_size=16)
+    assert np.isfinite(scores).all() and scores.shape == (10,)
+    assert sizes[:3] == [16, 8, 4] and model.max_batch == 4
+    assert "batch size halved to 4" in model.notes[-1]
+    monkeypatch.undo()
+    model.max_batch = 1 << 16
+    np.testing.assert_allclose(model.score(a, b), scores, atol=1e-6)
