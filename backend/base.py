@@ -337,6 +337,10 @@ class Encoder(SentenceModel):
         return cosine_pair_scores(enc, ia, ib, self.key)
 
 
+#: the note on a pair of identical texts, scored without the model.
+IDENTICAL_NOTE = "identical texts (after normalisation): top score, the model was not run"
+
+
 class PairScorer(SentenceModel):
     """The pair-scorer role: reads both texts of a pair together (ESIM, a cross-encoder) and scores it.
 
@@ -347,6 +351,8 @@ class PairScorer(SentenceModel):
 
     #: what the score means, for model cards and axis labels.
     score_meaning: str = "similarity in [0, 1], not a cosine"
+    #: the score of a pair whose two texts are the same after normalisation (the model is not run for it).
+    IDENTICAL_SCORE: float = 1.0
 
     def score(self, a: Sequence[str], b: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Score of each pair ``(a[i], b[i])``; shape ``(n,)``, NaN where undefined."""
@@ -391,7 +397,14 @@ class PairScorer(SentenceModel):
                 elif not readable[text]:
                     w.append(f"{side}: {NO_WORDS}: no score")
             warnings.append(w)
-        pairs = list(dict.fromkeys((x, y) for x, y in zip(ca, cb, strict=True) if readable[x] and readable[y]))
+        # A text against itself (after normalisation: NFKC, spaces) is a duplicate by definition: the top of the
+        # scale, without asking a model trained on graded pairs, which would pull it toward the middle.
+        for i, (x, y) in enumerate(zip(ca, cb, strict=True)):
+            if x == y and readable[x]:
+                scores[i] = self.IDENTICAL_SCORE
+                warnings[i].append(IDENTICAL_NOTE)
+        pairs = list(dict.fromkeys((x, y) for x, y in zip(ca, cb, strict=True)
+                                   if readable[x] and readable[y] and x != y))
         if pairs:
             ps = self._score_pairs([p[0] for p in pairs], [p[1] for p in pairs],
                                    batch_size or self.default_batch_size, progress)

@@ -280,3 +280,17 @@ def test_project_detailed_takes_an_embedded_corpus_of_the_same_configuration_onl
     assert p.coords.shape == (30, 2) and p.info.method == "pca"
     with pytest.raises(CorpusMismatch, match=r"scale 1\.0; the selected model has scale 4\.0"):
         be.project_detailed("c2", ec, options={"scale": 4.0})
+
+
+def test_identical_texts_get_the_top_score_without_running_the_pair_scorer():
+    from backend.base import IDENTICAL_NOTE
+    from tests.fakes import CALLS, fake_backend
+
+    be = fake_backend(scorers={"pairs": lambda a, b: 0.6})
+    CALLS.clear()
+    r = be.similarity(["Ｗｉ－Ｆｉ密码是多少？", "a cat", "a cat", ""], ["Wi-Fi密码是多少?", "a cat ", "a dog", ""],
+                      ["pairs"])["pairs"]
+    assert r.scores[:3].tolist() == pytest.approx([1.0, 1.0, 0.6])  # NFKC and spaces normalised first
+    assert IDENTICAL_NOTE in r.warnings[0] and IDENTICAL_NOTE not in r.warnings[2]
+    assert np.isnan(r.scores[3])  # empty is not "identical": no score, with its reason
+    assert CALLS == [("pairs", 1)]  # only the one different pair reached the model

@@ -10,6 +10,7 @@ from __future__ import annotations
 ZH: dict[str, str] = {
     "Average the scores of (a, b) and (b, a): a cross-encoder reads its input in order, so the two can differ a little; averaging makes the score symmetric at twice the cost.": "对 (a, b) 和 (b, a) 两个顺序的分数取平均：交叉编码器按顺序读输入，两个顺序的分数可能略有不同；取平均使分数对称，但耗时加倍。",
     "both orders": "两个顺序",
+    "Let the cross-encoder read both orders and average (a cosine is symmetric already); off halves the cross-encoder's cost.": "让交叉编码器读 (a, b) 和 (b, a) 两个顺序并取平均（余弦本身就是对称的）；关闭可让交叉编码器的耗时减半。",
     "No neighbours for this query: {reason}": "此查询没有近邻：{reason}",
     " (optional)": "（可选）",
     " that gives sentence vectors.": "（需能输出句向量）。",
@@ -381,6 +382,8 @@ ZH: dict[str, str] = {
 }
 
 PHRASES_ZH: dict[str, str] = {
+    "identical texts (after normalisation): top score, the model was not run": "两段文本（规范化后）完全相同：直接给最高分，未运行模型",
+    "the bi-encoder gave no vector: no fused score": "双塔模型没有给出向量：无融合分数",
     "empty text: no score": "文本为空，无分数",
     "empty text: no vector": "文本为空，无向量",
     "no words found (only punctuation, emoji or symbols)": "未找到词（只有标点、emoji 或符号）",

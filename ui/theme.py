@@ -17,6 +17,7 @@ MODEL_COLORS: dict[str, str] = {
     "sbert": "#009E73",  # bluish green
     "esim": "#CC79A7",  # reddish purple
     "cross": "#D55E00",  # vermillion
+    "hybrid": "#0072B2",  # blue: cross-encoder + bi-encoder cosine
     # Chinese variants: the family's hue, much darker (and hatched in bar charts), so "scored by esim-zh" still
     # reads as ESIM but the two bars are never mistaken for each other.
     "w2v-zh": "#8A5A00",
@@ -24,10 +25,12 @@ MODEL_COLORS: dict[str, str] = {
     "sbert-zh": "#005A42",
     "esim-zh": "#7A2E5C",
     "cross-zh": "#8A3300",
+    "hybrid-zh": "#004A75",
 }
 
-#: hues for models not listed above (Okabe-Ito remainder, then Tableau's extras).
-SPARE_COLORS: tuple[str, ...] = ("#D55E00", "#0072B2", "#F0E442", "#999999", "#8C564B", "#17BECF", "#BCBD22")
+#: hues for models not listed above (Okabe-Ito remainder, then Tableau's extras); none of them a listed model's,
+#: so a new model never takes another's colour.
+SPARE_COLORS: tuple[str, ...] = ("#F0E442", "#999999", "#8C564B", "#17BECF", "#BCBD22", "#9467BD", "#E377C2")
 
 #: categorical colours for corpus labels and clusters in the projection plots (kept apart from the
 #: model colours' role: there, colour means "topic", not "model"). D3's category10, then the light

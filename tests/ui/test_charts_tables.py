@@ -43,6 +43,8 @@ def test_every_registry_model_has_a_distinct_colour():
 def test_unknown_model_colour_is_stable():
     assert theme.model_color("my-new-model") == theme.model_color("my-new-model")
     assert theme.model_color("my-new-model") in theme.SPARE_COLORS
+    # a new model never takes a registered model's colour
+    assert not set(theme.SPARE_COLORS) & set(theme.MODEL_COLORS.values())
 
 
 # -------------------------------------------------------------------------------------------- pairs
