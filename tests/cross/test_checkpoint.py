@@ -148,11 +148,11 @@ OWN = {
     ],
 }
 #: measured dev Spearman of the shipped checkpoints (x100, README of each model) minus about one point.
-DEV_FLOOR = {"en": 0.835, "zh": 0.68}
+DEV_FLOOR = {"en": 0.84, "zh": 0.77}
 #: what each shipped model achieves on OWN (measured, with a margin): identical pairs above `same`, paraphrases
 #: above unrelated pairs by `gap`, unrelated pairs below `far`. both are under-trained (see their README.md).
-LIMITS = {"en": {"same": 0.7, "gap": 0.2, "far": 0.3}, "zh": {"same": 0.6, "gap": 0.2, "far": 0.45}}
-MAX_BYTES = 25_000_000
+LIMITS = {"en": {"same": 0.95, "gap": 0.3, "far": 0.3}, "zh": {"same": 0.9, "gap": 0.3, "far": 0.3}}
+MAX_BYTES = 50_000_000  # issue 15's budget per model folder
 
 
 @pytest.fixture(scope="module", params=["en", "zh"])
@@ -172,12 +172,13 @@ def test_shipped_checkpoint_scores_own_sentences_sensibly(shipped):
     for s in (same, close, far):
         assert np.all((s >= 0) & (s <= 1))
     limits = LIMITS[lang]
-    assert same.min() > limits["same"]  # en 0.74-0.86: regression on STS-B, which has almost no identical pairs
+    assert same.min() > limits["same"]  # self-pairs in training (STS-B has almost no identical pairs)
     assert np.all(same >= close)
     assert np.all(close > far + limits["gap"])
     assert far.max() < limits["far"]
-    # the two orders agree closely (trained on both)
-    assert np.abs(score_pairs(model, para, text) - close).max() < 0.1
+    # the two orders agree closely (trained on both); the Chinese model less so, which is why the registry
+    # averages both orders for it
+    assert np.abs(score_pairs(model, para, text) - close).max() < {"en": 0.1, "zh": 0.15}[lang]
 
 
 @pytest.mark.slow
@@ -228,13 +229,13 @@ def test_training_resumes_after_a_kill_and_refuses_another_base(tiny_base, tmp_p
     first_eval = seen[0]
     with pytest.raises(FileExistsError, match="--resume"):
         train_cross_encoder(train, dev, out, **kw)
-    with pytest.raises(ValueError, match="other settings .*lr"):
+    with pytest.raises(ValueError, match=r"other settings .*lr"):
         train_cross_encoder(train, dev, out, resume=True, **{**kw, "lr": 2e-3})
     other = tmp_path / "other_base"
     import shutil
 
     shutil.copytree(tiny_base, other)
-    with pytest.raises(ValueError, match="trained from .*not from"):
+    with pytest.raises(ValueError, match=r"trained from .*not from"):
         train_cross_encoder(train, dev, out, resume=True, **{**kw, "base_source": f"path:{other}"})
     result = train_cross_encoder(train, dev, out, resume=True, **kw)
     steps = [int(h["step"]) for h in result.history]

@@ -49,7 +49,7 @@ def test_fusion_file_round_trip_and_clear_errors(tmp_path):
                           {"cross_logit": 1.5, "cosine": 4.0, "bias": -3.0}, {"dev_spearman": 0.9})
     write_fusion(tmp_path, config)
     assert read_fusion(tmp_path) == config
-    with pytest.raises(FileNotFoundError, match="fusion.json missing"):
+    with pytest.raises(FileNotFoundError, match=r"fusion\.json missing"):
         read_fusion(tmp_path / "nowhere")
     body = json.loads((tmp_path / "fusion.json").read_text())
     for broken, match in (({**body, "format": "other"}, "not a hybrid model file"),
