@@ -145,4 +145,16 @@ def use_onnx(runtime: str, device: str) -> bool:
     return True
 
 
-__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "onnx_root", "use_onnx"]
+def setup_runtime(model, device: str, path: str) -> None:
+    """Read a transformer family's ``runtime`` option into ``model.runtime`` (what its card shows) and
+    ``model.onnx`` (the ONNX runner, exported now by ``model._export(path)`` on first use; None on torch)."""
+    model.runtime = str(model.options["runtime"])
+    model.onnx = None
+    if use_onnx(model.runtime, device):
+        model.onnx = model._export(path)
+    elif model.runtime != "torch":
+        model.runtime = f"torch ({model.runtime} is CPU only)"
+
+
+__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "onnx_root", "setup_runtime",
+           "use_onnx"]

@@ -22,7 +22,7 @@ import torch
 from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
-from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, use_onnx
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, setup_runtime
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -101,12 +101,9 @@ class BertPoolingModel(Encoder):
         lang = spec.language
         self.languages = ("en", "zh") if lang == "multi" else (lang,)
         self._apply_options()
-        self.runtime = str(self.options["runtime"])
+        self.runtime: str = "torch"
         self.onnx: OnnxRunner | None = None
-        if use_onnx(self.runtime, device):
-            self.onnx = self._export(path)
-        elif self.runtime != "torch":
-            self.runtime = f"torch ({self.runtime} is CPU only)"
+        setup_runtime(self, device, path)
         self.load_seconds = time.perf_counter() - t0
 
     def _export(self, path: str) -> OnnxRunner:

@@ -20,7 +20,7 @@ from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
 from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import quiet_transformers
-from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, use_onnx
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, setup_runtime
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -57,12 +57,9 @@ class CrossEncoderModel(PairScorer):
         self._apply_options()
         self.max_batch = 1 << 16  # lowered when a batch runs out of memory
         self.notes: list[str] = []
-        self.runtime = str(self.options["runtime"])
+        self.runtime: str = "torch"
         self.onnx: OnnxRunner | None = None
-        if use_onnx(self.runtime, device):
-            self.onnx = self._export(folder)
-        elif self.runtime != "torch":
-            self.runtime = f"torch ({self.runtime} is CPU only)"
+        setup_runtime(self, device, folder)
         self.load_seconds = time.perf_counter() - t0
 
     def _export(self, folder: str) -> OnnxRunner:
