@@ -104,7 +104,10 @@ class HybridModel(PairScorer):
         scores = fused_scores(self.fusion, cross.scores, np.where(ok, cos, np.nan))
         warnings = [list(w) for w in cross.warnings]
         for i, (x, y) in enumerate(zip(ia, ib, strict=True)):
-            warnings[i] += [f"A: {m}" for m in enc.warnings[x]] + [f"B: {m}" for m in enc.warnings[y]]
+            # the bi-encoder's own notes (truncation, ...) once, beside the cross-encoder's
+            for m in [f"A: {m}" for m in enc.warnings[x]] + [f"B: {m}" for m in enc.warnings[y]]:
+                if m not in warnings[i]:
+                    warnings[i].append(m)
             if not ok[i]:
                 warnings[i].append("the bi-encoder gave no vector: no fused score")
         if progress is not None:
