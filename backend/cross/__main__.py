@@ -111,7 +111,6 @@ def _fuse(args: argparse.Namespace, command: str) -> int:
     """Score the dev table with both parts, fit the fusion and write ``fusion.json``."""
     import datetime
 
-    import numpy as np
     import torch
 
     from backend.cross.fusion import FusionConfig, fit_fusion, write_fusion
@@ -142,10 +141,9 @@ def _fuse(args: argparse.Namespace, command: str) -> int:
                     "options": {k: v for k, v in spec.options.items() if k != "runtime"}, "registry_key": spec.key}
              for role, spec in specs.items()}
     parts["cross"]["options"]["symmetric"] = True
-    identical = {"cross": float(np.nanmean(cross.score(data.a[:200], data.a[:200])))}
     config = FusionConfig(parts["cross"], parts["encoder"], weights, metrics, {
         "dev": Path(args.dev).name, "dev_pairs": len(data.a), "command": command,
-        "date": datetime.date.today().isoformat(), "identical_pairs_mean_cross": round(identical["cross"], 4)})
+        "date": datetime.date.today().isoformat()})
     out = write_fusion(args.out, config)
     print(json.dumps({"out": str(out), "weights": {k: round(v, 4) for k, v in weights.items()},
                       **{k: round(100 * v, 2) if isinstance(v, float) else v for k, v in metrics.items()}}, indent=2))

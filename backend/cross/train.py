@@ -29,7 +29,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from backend.cross.checkpoint import save_compact, score_pairs
-from backend.esim.train import PairData, read_pairs
+from backend.esim.train import NEGATION_SCORE, PairData, draw_negations, draw_self_pairs, read_pairs
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 """``progress(step, total_steps, metrics)`` after each dev evaluation."""
@@ -262,22 +262,11 @@ def train_cross_encoder(
     if both_orders:
         a, b, y = a + list(tr.b), b + list(tr.a), y + y
     if self_pairs > 0:
-        pool = sorted(set(tr.a) | set(tr.b))
-        n_self = min(len(pool), round(self_pairs * len(tr.a)))
-        picked = [pool[i] for i in np.random.default_rng(seed + 1).choice(len(pool), size=n_self, replace=False)]
-        a, b, y = a + picked, b + picked, y + [1.0] * n_self
-        notes.append(f"added {n_self} self-pairs (a sentence with itself, score 1.0)")
+        picked = draw_self_pairs(tr.a, tr.b, round(self_pairs * len(tr.a)), seed)
+        a, b, y = a + picked, b + picked, y + [1.0] * len(picked)
+        notes.append(f"added {len(picked)} self-pairs (a sentence with itself, score 1.0)")
     if negations > 0:
-        from backend.esim.train import NEGATION_SCORE, negate
-
-        pool = sorted(set(tr.a) | set(tr.b))
-        made: list[tuple[str, str]] = []
-        for i in np.random.default_rng(seed + 2).permutation(len(pool)):
-            neg = negate(pool[i], lang)
-            if neg is not None:
-                made.append((pool[i], neg))
-            if len(made) >= round(negations * len(tr.a)):
-                break
+        made = draw_negations(tr.a, tr.b, round(negations * len(tr.a)), lang, seed)
         # both orders, like the gold pairs
         a += [m[0] for m in made] + [m[1] for m in made]
         b += [m[1] for m in made] + [m[0] for m in made]
@@ -338,12 +327,12 @@ def train_cross_encoder(
             resumed_step = int(checkpoint.name.rsplit("-", 1)[-1])
         # Evaluations after the checkpoint we resume from are redone by the resumed run.
         history: list[dict[str, float]] = [h for h in saved.get("history", []) if h["step"] <= resumed_step]
+        metric_key = "dev_spearman_symmetric" if select_symmetric else "dev_spearman"
         best: dict[str, Any] = saved.get("best") or {"metric": -math.inf, "epoch": 0.0, "step": 0}
-        if best["step"] > resumed_step:
-            best = max(({"metric": h.get(metric_key_of(select_symmetric), -math.inf), "epoch": h["epoch"],
-                         "step": int(h["step"])} for h in history), key=lambda d: d["metric"],
-                       default={"metric": -math.inf, "epoch": 0.0, "step": 0})
-        metric_key = metric_key_of(select_symmetric)
+        if best["step"] > resumed_step:  # the best was scored after the checkpoint: take it from what remains
+            best = max(({"metric": h.get(metric_key, -math.inf), "epoch": h["epoch"], "step": int(h["step"])}
+                        for h in history), key=lambda d: d["metric"], default={"metric": -math.inf, "epoch": 0.0,
+                                                                                "step": 0})
         steps_per_epoch = math.ceil(len(a) / batch_size)
         eval_every = max(1, math.ceil(steps_per_epoch / max(1, evals_per_epoch)))
         clock = {"t": time.perf_counter(), "start": time.perf_counter(), "start_step": resumed_step}
@@ -467,11 +456,6 @@ def train_cross_encoder(
             torch.set_num_threads(old_threads)
     return CrossTrainResult(out, best["epoch"], final["spearman"], final["pearson"], final_sym["spearman"],
                             history, seconds, training, notes)
-
-
-def metric_key_of(select_symmetric: bool) -> str:
-    """The history key that selects the checkpoint."""
-    return "dev_spearman_symmetric" if select_symmetric else "dev_spearman"
 
 
 __all__ = ["SOURCES", "CrossTrainResult", "correlations", "evaluate_pairs", "frozen_names", "train_cross_encoder"]

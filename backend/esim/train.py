@@ -400,22 +400,12 @@ def train_esim(
         dv.y = (dv.y * dv.label_max / tr.label_max).astype(np.float32)
 
     if self_pairs > 0:
-        rng_self = np.random.default_rng(seed + 1)
-        pool = sorted(set(tr.a) | set(tr.b))
-        picked = [pool[i] for i in rng_self.choice(len(pool), size=min(len(pool), round(self_pairs * len(tr.a))), replace=False)]
+        picked = draw_self_pairs(tr.a, tr.b, round(self_pairs * len(tr.a)), seed)
         tr = PairData(tr.a + picked, tr.b + picked, np.concatenate([tr.y, np.ones(len(picked), np.float32)]),
                       tr.objective, tr.label_max, tr.columns)
         notes.append(f"added {len(picked)} identical-sentence pairs with the top score")
     if negations > 0:
-        rng_neg = np.random.default_rng(seed + 2)
-        pool = sorted(set(tr.a) | set(tr.b))
-        made = []
-        for i in rng_neg.permutation(len(pool)):
-            neg = negate(pool[i], lang)
-            if neg is not None:
-                made.append((pool[i], neg))
-            if len(made) >= round(negations * len(tr.a)):
-                break
+        made = draw_negations(tr.a, tr.b, round(negations * len(tr.a)), lang, seed)
         score = NEGATION_SCORE if tr.objective == "regression" else 0.0
         tr = PairData(tr.a + [m[0] for m in made], tr.b + [m[1] for m in made],
                       np.concatenate([tr.y, np.full(len(made), score, np.float32)]), tr.objective, tr.label_max,
@@ -468,7 +458,7 @@ def train_esim(
         history: list[dict[str, float]] = []
         settings = {"train_rows": len(a_ids), "dev_rows": len(da), "vocab": len(vocab), "lang": lang, "seed": seed,
                     "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
-                    "self_pairs": self_pairs, "embeddings": embeddings, "config": cfg.__dict__.copy(),
+                    "self_pairs": self_pairs, "negations": negations, "embeddings": embeddings, "config": cfg.__dict__.copy(),
                     "y_sum": round(float(y_tr.sum()), 4)}
         settings["config"].pop("training", None)
         settings = json.loads(json.dumps(settings, default=str))
@@ -607,6 +597,25 @@ def negate(sentence: str, lang: str) -> str | None:
     return text[: m.end()] + " not" + text[m.end() :]
 
 
+def draw_self_pairs(a: list[str], b: list[str], n: int, seed: int) -> list[str]:
+    """``n`` distinct sentences of the pairs (seeded), each to be paired with itself at the top score."""
+    pool = sorted(set(a) | set(b))
+    return [pool[i] for i in np.random.default_rng(seed + 1).choice(len(pool), size=min(len(pool), n), replace=False)]
+
+
+def draw_negations(a: list[str], b: list[str], n: int, lang: str, seed: int) -> list[tuple[str, str]]:
+    """Up to ``n`` ``(sentence, its negation)`` pairs from the pairs' sentences (seeded; :func:`negate`)."""
+    pool = sorted(set(a) | set(b))
+    made: list[tuple[str, str]] = []
+    for i in np.random.default_rng(seed + 2).permutation(len(pool)):
+        neg = negate(pool[i], lang)
+        if neg is not None:
+            made.append((pool[i], neg))
+        if len(made) >= n:
+            break
+    return made
+
+
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
 
 
@@ -669,4 +678,5 @@ def _read_resume(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
             "bad_epochs": int(meta["bad_epochs"]), "history": meta["history"]}
 
 
-__all__ = ["PairData", "TrainResult", "build_vocabulary", "evaluate", "negate", "read_pairs", "train_esim"]
+__all__ = ["PairData", "TrainResult", "build_vocabulary", "draw_negations", "draw_self_pairs", "evaluate", "negate",
+           "read_pairs", "train_esim"]

@@ -156,5 +156,10 @@ def setup_runtime(model, device: str, path: str) -> None:
         model.runtime = f"torch ({model.runtime} is CPU only)"
 
 
-__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "onnx_root", "setup_runtime",
-           "use_onnx"]
+def runtime_label(model) -> str:
+    """What a model card shows as the runtime: the option, and the ONNX file when onnxruntime runs it."""
+    return model.runtime if model.onnx is None else f"{model.runtime} ({model.onnx.path.name}, onnxruntime CPU)"
+
+
+__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "onnx_root", "runtime_label",
+           "setup_runtime", "use_onnx"]

@@ -22,7 +22,15 @@ import torch
 from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
-from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, setup_runtime
+from backend.families._onnx import (
+    RUNTIME_OPTION,
+    OnnxRunner,
+    export,
+    fingerprint,
+    onnx_root,
+    runtime_label,
+    setup_runtime,
+)
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -159,7 +167,7 @@ class BertPoolingModel(Encoder):
             max_tokens=self.max_tokens,
             dtype=dtype_name(self.torch_dtype),
             architecture=type(self.net).__name__,
-            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
+            runtime=runtime_label(self),
         )
         return out
 

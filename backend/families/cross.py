@@ -20,7 +20,15 @@ from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
 from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import quiet_transformers
-from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, setup_runtime
+from backend.families._onnx import (
+    RUNTIME_OPTION,
+    OnnxRunner,
+    export,
+    fingerprint,
+    onnx_root,
+    runtime_label,
+    setup_runtime,
+)
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -139,7 +147,7 @@ class CrossEncoderModel(PairScorer):
             base=self.config.get("base_source"),
             dev_spearman=training.get("dev_spearman"),
             symmetric=self.symmetric,
-            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
+            runtime=runtime_label(self),
         )
         return out
 

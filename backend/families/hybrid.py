@@ -17,6 +17,7 @@ self-contained and a registry table is all a new one needs.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -65,10 +66,10 @@ class HybridModel(PairScorer):
 
         own = weights_digest(spec.source)
         try:
-            fusion = read_fusion(spec.resolve_source())
+            cross, encoder = _parts(spec.resolve_source(), own)
         except (FileNotFoundError, ValueError):
             return own
-        return "+".join([own, weights_digest(fusion.cross["source"]), weights_digest(fusion.encoder["source"])])
+        return "+".join([own, weights_digest(cross), weights_digest(encoder)])
 
     def _apply_options(self) -> None:
         # A view of the cross-encoder with this option (shares its weights; the original is left as it was).
@@ -113,6 +114,14 @@ class HybridModel(PairScorer):
         if progress is not None:
             progress(len(a), len(a))
         return PairScores(scores.astype(np.float32), warnings, self.key)
+
+
+@functools.lru_cache(maxsize=64)
+def _parts(folder: str, digest: str) -> tuple[str, str]:
+    """The sources of a fusion folder's two parts, read once per version of the folder (``digest``): the model's
+    id is asked on every request, and reading the JSON each time would put file I/O on that path."""
+    fusion = read_fusion(folder)
+    return fusion.cross["source"], fusion.encoder["source"]
 
 
 Model = HybridModel

@@ -16,7 +16,15 @@ import numpy as np
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.devices import dtype_name, pick_dtype
 from backend.families._hf import hf_load_kwargs, truncation_warnings
-from backend.families._onnx import RUNTIME_OPTION, OnnxRunner, export, fingerprint, onnx_root, setup_runtime
+from backend.families._onnx import (
+    RUNTIME_OPTION,
+    OnnxRunner,
+    export,
+    fingerprint,
+    onnx_root,
+    runtime_label,
+    setup_runtime,
+)
 from backend.options import Option
 from backend.registry import ModelSpec
 
@@ -93,7 +101,7 @@ class SentenceTransformerModel(Encoder):
             pooling="mean (sentence-transformers Pooling module), normalised",
             dtype=dtype_name(self.torch_dtype),
             architecture=" → ".join(type(m).__name__ for m in self.net),
-            runtime=self.runtime if self.onnx is None else f"{self.runtime} ({self.onnx.path.name}, onnxruntime CPU)",
+            runtime=runtime_label(self),
         )
         return out
 
