@@ -28,7 +28,7 @@ from backend.base import ProgressFn
 from backend.io import TableError, escape_formulas, resolve_pair_columns
 from backend.jobs import StopRequested
 from backend.registry import ModelRequest
-from backend.stream import ChunkWriter, Manifest, Position, RowError, TableStream, output_format
+from backend.stream import ChunkWriter, Manifest, Position, RowError, TableStream, check_output, output_format
 
 #: score columns are rounded: six decimals keep every real difference and make files diff-able.
 DECIMALS = 6
@@ -268,12 +268,10 @@ class FileJob:
         ResumeError
             An earlier run that does not match, or an unfinished one when ``resume`` is False.
         """
-        output = Path(output)
-        if not output.parent.exists():
-            raise TableError(f"the output folder {str(output.parent)!r} does not exist")
+        if chunk_rows < 1:
+            raise TableError(f"chunk_rows must be at least 1, not {chunk_rows}")
+        output = check_output(output, (input,))
         stream = TableStream(input, txt_column=txt_column, encoding=encoding)
-        if output.exists() and output.resolve() == stream.path.resolve():
-            raise TableError("the output file is the input file; write the results to another file")
         try:
             head = next(stream.chunks(200), None)
         except RowError:
@@ -297,9 +295,9 @@ class FileJob:
             manifest = old
             if not old.complete:
                 start, mark = old.position(), old.done["mark"]
-                if output_format(output) != "parquet" and (not output.exists() or output.stat().st_size < mark):
-                    raise ResumeError(f"cannot resume {output}: it is shorter than {mpath.name} says ({mark:,} bytes); "
-                                      "was it changed? Run without --resume to start over")
+                why = _resume_state_problem(stream, output, start, mark)
+                if why:
+                    raise ResumeError(f"cannot resume {output}: {why}; run without --resume to start over")
                 notes.append(f"resuming after row {start.rows:,} (line {start.line:,})" if start.line
                              else f"resuming after row {start.rows:,}")
         elif resume:
@@ -394,6 +392,7 @@ class FileJob:
             w.close()
         self._writer = None
         self._writer_mark = None
+        self.stream.close()  # the job reads no more rows: its temporary UTF-8 copy (if any) goes now
 
     def run(self, be, progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> FileResult:
         """Run on this process (the local engine): read, apply the stages, write and record, chunk by chunk.
@@ -431,10 +430,32 @@ class FileJob:
         except BaseException:
             if self._writer is not None:
                 self._writer.close()
+            self.stream.close()
             raise
         self.done()
         self.result.seconds = time.perf_counter() - t0
         return self.result
+
+
+def _resume_state_problem(stream: TableStream, output: Path, start: Position, mark: int) -> str | None:
+    """Why the files on disk do not fit a (checksummed) manifest's position (None: they do)."""
+    if stream.format == "parquet":
+        if start.offset > stream.rows:
+            return f"the progress file's position (row {start.offset:,}) is past the input's end ({stream.rows:,} rows)"
+    elif start.offset > stream.data_path.stat().st_size:
+        return f"the progress file's position (byte {start.offset:,}) is past the input's end"
+    if output_format(output) == "parquet":
+        parts = output.with_name(output.name + ".parts")
+        have = len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
+        if have < mark:
+            return f"{parts.name} holds {have} finished parts where the progress file says {mark}; was it changed?"
+        return None
+    partial = ChunkWriter.partial_path(output)
+    size = partial.stat().st_size if partial.is_file() else -1
+    if size < mark:
+        got = "missing" if size < 0 else f"{size:,} bytes"
+        return f"{partial.name} is {got} where the progress file says {mark:,} bytes; was it changed?"
+    return None
 
 
 class _NoModels:
@@ -485,7 +506,7 @@ def score_file(
     """
     requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, dict((options or {}).get(m) or {}))
                 for m in models]
-    fmt = output_format(output)
+    fmt = output_format(check_output(output, (input,)))  # a folder, a device, the input itself: refused first
     escape = fmt != "parquet" and not raw
     cols: dict[str, str] = {}
 

@@ -12,13 +12,17 @@ saw, reads vectors instead of recomputing them.
   so reading the cache never runs code.
 * **Crash safety**: every write is one SQLite transaction in WAL mode, so a process killed mid-write leaves
   each entry either absent or complete (tests/test_cache.py kills writers with SIGKILL to check it). A row
-  that does not decode is treated as absent; a file that is not a database is moved aside and started afresh.
+  that does not decode is treated as absent; a file that is not a database is moved aside
+  (``vectors.sqlite.broken-<time>``, kept for inspection, the newest :data:`KEEP_BROKEN` sets only) and
+  started afresh.
 * **Bounded**: past ``max_bytes`` (``SIMDASH_CACHE_SIZE_MB``, default 1024) the least recently *stored*
   entries are dropped, 10% at a time (diskcache's default policy; tracking reads would turn reads into writes).
 * **Never in the way**: a read-only folder, a locked or broken database turns the cache off (one warning in
   the log) or skips a write; scoring goes on without it.
 
-``SIMDASH_CACHE=0`` (or ``memory``) turns the persistent level off; :func:`open_store` reads the settings.
+``SIMDASH_CACHE=0`` (or ``memory``, ``off``: :func:`persistent_cache_off`) turns the persistent level off, and
+with it the saving of search indexes in the cache folder (:mod:`backend.index`); :func:`open_store` reads the
+settings, :func:`default_dir` the folder.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -43,6 +48,13 @@ SCHEMA = 1
 FILE_NAME = "vectors.sqlite"
 #: 1 GiB holds about 600,000 384-d vectors.
 DEFAULT_MAX_MB = 1024
+#: unreadable files moved aside are kept for inspection, but only the newest few sets: a disk that keeps
+#: corrupting the cache would otherwise fill up with copies of it.
+KEEP_BROKEN = 2
+#: values of ``SIMDASH_CACHE`` (or of a ``cache_dir`` setting) that turn the persistent cache off.
+OFF_VALUES = frozenset({"0", "off", "false", "no", "memory", "none"})
+#: a moved-aside file: its time stamp, then nothing (the database) or its -wal/-shm.
+_BROKEN = re.compile(re.escape(FILE_NAME) + r"\.broken-(\d+)(-wal|-shm)?")
 
 Entry = tuple[np.ndarray, bool, list[str]]
 """``(vector float32 (d,), valid, warnings)``: what the backend caches per text (a pair score is a 1-vector)."""
@@ -55,6 +67,16 @@ def default_dir() -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "simdash"
+
+
+def persistent_cache_off(setting: str | os.PathLike | None = None) -> bool:
+    """True when ``setting`` (None: ``$SIMDASH_CACHE``) turns the persistent cache off.
+
+    ``0``, ``off``, ``false``, ``no``, ``memory`` and ``none`` (any case) do; anything else, unset included,
+    leaves it on (in :func:`default_dir`).
+    """
+    value = os.environ.get("SIMDASH_CACHE", "") if setting is None else os.fspath(setting)
+    return str(value).strip().lower() in OFF_VALUES
 
 
 def entry_key(config_id: str, *texts: str) -> bytes:
@@ -128,13 +150,39 @@ class VectorStore:
             if isinstance(exc, sqlite3.OperationalError):
                 raise
             # Not a database, or another layout: keep the file for inspection, start a fresh one.
-            aside = self.path.with_name(f"{FILE_NAME}.broken-{int(time.time())}")
+            stamp, taken = int(time.time()), self._broken_sets()
+            while stamp in taken:  # a name of its own, also when two files break within a second
+                stamp += 1
+            aside = self.path.with_name(f"{FILE_NAME}.broken-{stamp}")
             log.warning("vector cache %s is unreadable (%s); moved to %s", self.path, exc, aside.name)
             for suffix in ("", "-wal", "-shm"):
                 p = Path(str(self.path) + suffix)
                 if p.exists():
                     p.replace(Path(str(aside) + suffix))
+            self._drop_old_broken(keep=stamp)
             return self._connect()
+
+    def _broken_sets(self) -> dict[int, list[Path]]:
+        """The files moved aside so far, by their time stamp (a set is the file and its -wal/-shm)."""
+        sets: dict[int, list[Path]] = {}
+        with contextlib.suppress(OSError):
+            for p in self.folder.iterdir():
+                m = _BROKEN.fullmatch(p.name)
+                if m:
+                    sets.setdefault(int(m.group(1)), []).append(p)
+        return sets
+
+    def _drop_old_broken(self, keep: int) -> None:
+        """Delete all but the newest :data:`KEEP_BROKEN` sets of moved-aside files (set ``keep``, the one just
+        moved aside, always stays: a clock set back must not delete it in favour of older ones)."""
+        sets = self._broken_sets()
+        kept = {keep, *sorted(sets.keys() - {keep}, reverse=True)[: KEEP_BROKEN - 1]}
+        for stamp in sets.keys() - kept:
+            for p in sets[stamp]:
+                try:
+                    p.unlink()
+                except OSError as exc:  # another process removed it first, or a read-only folder: let it be
+                    log.debug("could not remove %s: %s", p, exc)
 
     def _disable(self, why: str) -> None:
         if self.disabled is None:
@@ -282,8 +330,8 @@ def open_store(setting: str | os.PathLike | None = None) -> VectorStore | None:
     Parameters
     ----------
     setting : str or Path, optional
-        A folder; ``"memory"``, ``"0"`` or ``"off"`` for none. None reads ``SIMDASH_CACHE`` (``0``/``memory``
-        turn it off) and ``SIMDASH_CACHE_DIR``.
+        A folder; ``"memory"``, ``"0"``, ``"off"`` (:data:`OFF_VALUES`) for none. None reads ``SIMDASH_CACHE``
+        (``0``/``memory``/... turn it off, :func:`persistent_cache_off`) and ``SIMDASH_CACHE_DIR``.
 
     Returns
     -------
@@ -291,14 +339,10 @@ def open_store(setting: str | os.PathLike | None = None) -> VectorStore | None:
         None when the persistent level is off. A store that cannot open its folder is returned disabled
         (it says why in ``disabled``) rather than raising: the backend works without it.
     """
-    off = {"0", "off", "false", "no", "memory", "none"}
-    if setting is None:
-        if os.environ.get("SIMDASH_CACHE", "").strip().lower() in off:
-            return None
-        return VectorStore(default_dir())
-    if str(setting).strip().lower() in off:
+    if persistent_cache_off(setting):
         return None
-    return VectorStore(setting)
+    return VectorStore(default_dir() if setting is None else setting)
 
 
-__all__ = ["Entry", "VectorStore", "default_dir", "entry_key", "open_store"]
+__all__ = ["KEEP_BROKEN", "OFF_VALUES", "Entry", "VectorStore", "default_dir", "entry_key", "open_store",
+           "persistent_cache_off"]

@@ -33,11 +33,15 @@ ESIM training has its own entry point: ``python -m backend.esim train ...``.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.base import ENCODER
 from backend.batch import CHUNK_ROWS
 from backend.io import TableError
 from backend.options import OptionError
@@ -120,14 +124,19 @@ def run_pair(args: argparse.Namespace) -> int:
     results = be.similarity([args.text_a], [args.text_b], requests)
     if args.json:
         print(json.dumps({k: r.as_json(0) for k, r in results.items()}, ensure_ascii=False))
-        return 0
-    width = max(len(k) for k in results)
-    for k, r in results.items():
-        j = r.as_json(0)
-        score = "  n/a " if j["score"] is None else f"{j['score']:.4f}"
-        note = "" if j["model"] == r.key else f"  [scored by {j['model']}]"
-        warn = f"  ({'; '.join(j['warnings'])})" if j["warnings"] else ""
-        print(f"{k:<{width}}  {score}{note}{warn}")
+    else:
+        width = max(len(k) for k in results)
+        for k, r in results.items():
+            j = r.as_json(0)
+            score = "  n/a " if j["score"] is None else f"{j['score']:.4f}"
+            note = "" if j["model"] == r.key else f"  [scored by {j['model']}]"
+            warn = f"  ({'; '.join(j['warnings'])})" if j["warnings"] else ""
+            print(f"{k:<{width}}  {score}{note}{warn}")
+    # Exit 1 when no model could score: a script must not read "n/a" as done.
+    if all(r.error for r in results.values()):
+        print("error: no model could score the pair: " + "; ".join(f"{k}: {r.error}" for k, r in results.items()),
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -199,14 +208,14 @@ def _run_job(job, be, args: argparse.Namespace):
 def _file_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run of the same OUT after its last finished chunk (OUT.progress.json)")
-    p.add_argument("--chunk-rows", type=int, default=None,
+    p.add_argument("--chunk-rows", type=positive_int, default=None,
                    help="rows read, processed and written per step (default: %(default)s = the job's own)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process; ray: Ray Data actors (pip install -r requirements-scale.txt)")
     p.add_argument("--address", default=None,
                    help="Ray cluster: auto (the one started with `ray start` here) or ray://head:10001; "
                    "default: a Ray started for this job on this machine")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="Ray actors per model (default: the CPUs Ray sees, divided among the models)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -236,6 +245,8 @@ def run_embed(args: argparse.Namespace) -> int:
     from backend.service import RoleError
 
     be = _backend(args, cache_size=FILE_JOB_CACHE)
+    if args.models is None:  # the default encoders: the defaults that score pairs only give no vectors
+        args.models = ",".join(k for k in be.registry.defaults() if ENCODER in be.roles(k))
     requests = resolve_models(be, args.models)
     try:
         job = embed_file(be, args.input, args.output, requests, args.text_col, resume=args.resume,
@@ -336,17 +347,51 @@ def _load_extensions() -> None:
                 raise
 
 
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """``(one-line message, exit code)`` for an error that ends a command: 2 for a problem with the input, the
+    files or the options (the message says what to change), 1 for anything unexpected."""
+    if isinstance(exc, KeyError):
+        return str(exc).strip("'\""), 2
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        msg = f"{exc.strerror or exc}{where}"
+        if exc.errno == errno.ENOSPC:
+            msg += ("; the rows finished so far are kept: free some space and run the same command with --resume")
+        return msg, 2
+    if isinstance(exc, ValueError | TableError | OptionError):  # ResumeError and RegistryError included
+        return str(exc), 2
+    return (f"unexpected {type(exc).__name__}: {exc} (set SIMDASH_DEBUG=1 to see where; please report it)", 1)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m backend``."""
+    """Entry point of ``python -m backend``.
+
+    Every error ends in one line on stderr (``error: ...``) and a non-zero exit code, never a traceback
+    (``SIMDASH_DEBUG=1`` prints it too, for a bug report).
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except KeyError as exc:
-        print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
-        return 2
-    except OptionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("stopped (a file job goes on from here with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        msg, code = describe_error(exc)
+        print(f"error: {msg}", file=sys.stderr)
+        if os.environ.get("SIMDASH_DEBUG"):
+            traceback.print_exc()
+        return code
 

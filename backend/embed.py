@@ -35,7 +35,7 @@ from backend.base import ENCODER, ProgressFn
 from backend.batch import FileJob, Stage
 from backend.io import TableError, require_columns
 from backend.registry import ModelRequest
-from backend.stream import output_format
+from backend.stream import check_output, output_format
 
 #: schema-metadata key of an embedded corpus.
 META_KEY = b"simdash.embedding"
@@ -142,7 +142,7 @@ def embed_file(
     """
     from backend.service import RoleError
 
-    if output_format(output) != "parquet":
+    if output_format(check_output(output, (input,))) != "parquet":
         raise TableError(f"embeddings are written as Parquet: name the output .parquet, not {Path(output).name}")
     requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, {}) for m in models]
     for r in requests:

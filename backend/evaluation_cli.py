@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from backend.cli import _backend, _models_arg, command, progress_bar, resolve_models
+from backend.cli import _backend, _models_arg, command, positive_int, progress_bar, resolve_models
 from backend.evaluation import format_table, load_labelled_pairs, paper_table
 from backend.io import TableError
 
@@ -32,7 +32,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-col", default=None, help="gold label column (default: score, label, gold, similarity)")
     p.add_argument("--label-range", default=None, metavar="LO,HI",
                    help="declared label range, e.g. 0,5; labels outside it are skipped (default: inferred)")
-    p.add_argument("--max-rows", type=int, default=None, help="read only the first N rows")
+    p.add_argument("--max-rows", type=positive_int, default=None, help="read only the first N rows")
     p.add_argument("--encoding", default=None, help="the file's encoding, when detection guesses wrong")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -142,7 +142,7 @@ def _configure_probe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="bert", help="a BERT-family registry key (default: bert)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--whiten", action="store_true", help="whiten vectors, fitted on the evaluation sentences")
-    p.add_argument("--whiten-dim", type=int, default=None, help="keep this many whitened dimensions")
+    p.add_argument("--whiten-dim", type=positive_int, default=None, help="keep this many whitened dimensions")
 
 
 run_probe.configure = _configure_probe

@@ -313,13 +313,19 @@ def load_demo_corpus(lang: str = "all") -> pd.DataFrame:
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that start with ``= + - @`` (or tab/CR) with a quote, against CSV formula injection.
 
-    Numbers are left alone (a negative score is data, not a formula).
+    Numbers are left alone (a negative score is data, not a formula). Column names are escaped the same way: a
+    header cell is a cell to a spreadsheet.
     """
     out = frame.copy()
+    out.columns = [_escape_cell(c) for c in out.columns]
     for c in out.columns:
         if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+            out[c] = out[c].map(_escape_cell)
     return out
+
+
+def _escape_cell(v):
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -108,10 +109,28 @@ class ModelSpec:
         return resolve_source(self.source)
 
 
-def _spec_from_table(key: str, entry: dict[str, Any]) -> ModelSpec:
+class RegistryError(ValueError):
+    """The registry file as a whole cannot be read (binary, a folder, no model tables); the message says why."""
+
+
+#: what a model key may hold: it is typed in ``--models`` lists (``,`` ``:`` ``=`` separate models and options),
+#: CSV column names (``score_<key>``) and URLs.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def _spec_from_table(key: str, entry: Any) -> ModelSpec:
     """One ``[models.<key>]`` table as a :class:`ModelSpec`; ValueError names a missing or unknown field."""
+    if not KEY_PATTERN.fullmatch(key):
+        raise ValueError(f"model key {key!r} cannot be used: a key is letters, digits, '-', '_' and '.' "
+                         "(',', ':' and '=' separate models and options in --models); rename it")
     if not isinstance(entry, dict):
         raise ValueError(f"model {key!r} must be a table")
+    entry = dict(entry)
+    for name in ("variants", "options"):
+        if not isinstance(entry.get(name, {}), dict):
+            raise ValueError(f"model {key!r}: {name} must be a table, like {name} = {{ ... }}")
+    if not all(isinstance(v, str) for v in entry.get("variants", {}).values()):
+        raise ValueError(f"model {key!r}: each variant must name a model key, like variants = {{ zh = \"w2v-zh\" }}")
     try:
         spec = ModelSpec(
             key=key,
@@ -136,8 +155,6 @@ def _spec_from_table(key: str, entry: dict[str, Any]) -> ModelSpec:
 
 def _toml_error_where(exc: Exception, first_line: int, chunk: str) -> str:
     """``line N`` in the file's numbering for a TOML error raised while parsing one section of it."""
-    import re
-
     m = re.search(r"at line (\d+)", str(exc))
     if m:
         return f"line {first_line + int(m.group(1)) - 1}"
@@ -147,8 +164,6 @@ def _toml_error_where(exc: Exception, first_line: int, chunk: str) -> str:
 
 def _model_sections(text: str) -> list[tuple[str, int, str]]:
     """Split a registry file into ``(key, first line, text)`` per model (its ``[models.<key>...]`` tables)."""
-    import re
-
     header = re.compile(r"^\s*\[+\s*models\.([A-Za-z0-9_\-]+)")
     sections: dict[str, tuple[int, list[str]]] = {}
     current = None
@@ -183,6 +198,9 @@ def _package_folder(module: str) -> Path:
 
 
 _DIGESTS: dict[tuple, str] = {}
+#: a ``path:`` source bigger than this is fingerprinted by file names, sizes and times instead of contents.
+DIGEST_MAX_FILES = 2_000
+DIGEST_MAX_BYTES = 4 << 30
 
 
 def _family_digest(spec: ModelSpec) -> str:
@@ -205,9 +223,19 @@ def weights_digest(source: str) -> str:
         root = Path(resolve_source(source))
     except FileNotFoundError:
         return "missing"
-    files = sorted(f for f in (root.rglob("*") if root.is_dir() else [root]) if f.is_file())
+    files = []
+    for f in root.rglob("*") if root.is_dir() else [root]:
+        if len(files) > DIGEST_MAX_FILES:
+            break
+        if f.is_file():
+            files.append(f)
+    files.sort()
     stamp = (str(root), tuple((str(f.relative_to(root) if root.is_dir() else f.name), f.stat().st_size,
                                f.stat().st_mtime_ns) for f in files))
+    if len(files) > DIGEST_MAX_FILES or sum(s[1] for s in stamp[1]) > DIGEST_MAX_BYTES:
+        # Not a model folder (a source like path:/etc): a fingerprint of names, sizes and times, not contents,
+        # so computing an id never reads a whole file system.
+        return "stat-" + hashlib.sha1(repr(stamp).encode()).hexdigest()[:11]
     if stamp not in _DIGESTS:
         h = hashlib.sha1()
         for f in files:
@@ -272,10 +300,18 @@ class Registry:
             The file does not exist.
         """
         path = Path(path or os.environ.get("SIMDASH_REGISTRY") or DEFAULT_REGISTRY)
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise RegistryError(f"the registry {path} is a folder; name a .toml file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise RegistryError(f"the registry {path} is not a text (TOML) file") from None
         errors: dict[str, str] = {}
         try:
             tables = tomllib.loads(text).get("models", {})
+            if not isinstance(tables, dict):
+                raise RegistryError(f"the registry {path}: `models` must hold one [models.<key>] table per model, "
+                                    f"not {type(tables).__name__} {str(tables)[:40]!r}")
         except tomllib.TOMLDecodeError:
             tables = {}
             for key, first_line, chunk in _model_sections(text):
@@ -287,15 +323,31 @@ class Registry:
         specs = []
         for key, entry in tables.items():
             try:
-                specs.append(_spec_from_table(key, dict(entry)))
+                specs.append(_spec_from_table(key, entry))
             except ValueError as exc:
                 errors[key] = f"{path.name}: {exc}"
+        # A variant must name a model that loaded: otherwise its language would silently go to this model.
+        # Dropping one entry can leave another's variant dangling, so repeat until nothing changes.
+        while True:
+            keys = {s.key for s in specs}
+            bad = {s.key: lang for s in specs for lang, v in s.variants.items() if v not in keys}
+            if not bad:
+                break
+            for s in specs:
+                if s.key in bad:
+                    lang = bad[s.key]
+                    why = errors.get(s.variants[lang], "it is not registered")
+                    errors[s.key] = (f"{path.name}: model {s.key!r} names {s.variants[lang]!r} as its {lang} variant, "
+                                     f"which is not available ({why}); this model is left out until it is fixed")
+            specs = [s for s in specs if s.key not in bad]
         return cls(specs, errors)
 
     def __getitem__(self, key: str) -> ModelSpec:
         try:
             return self._specs[key]
         except KeyError:
+            if key in self.errors:  # in the file but left out: say why, not just "unknown"
+                raise KeyError(f"model {key!r} is not available: {self.errors[key]}") from None
             raise KeyError(f"unknown model {key!r}; registered: {', '.join(self._specs)}") from None
 
     def __contains__(self, key: object) -> bool:

@@ -27,6 +27,8 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,22 +162,39 @@ def _tab_file_uses_quotes(head: str) -> bool:
 
 
 def _utf8_copy(path: Path, encoding: str) -> Path:
-    """A UTF-8 copy of a UTF-16/32 file, converted in blocks (bounded memory), in the cache folder."""
-    import codecs
-    import tempfile
+    """A UTF-8 copy of a UTF-16/32 file, converted in blocks (bounded memory), in a private temporary folder.
 
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / f"simdash-utf8-{key}.csv"
-    if not out.exists():
-        tmp = out.with_suffix(".part")
-        decoder = codecs.getincrementaldecoder(encoding)()
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
+    The folder comes from :func:`tempfile.mkdtemp` (mode 0700, a fresh unpredictable name every time) and the
+    file is created exclusively inside it, so nothing another user planted (a file, a symlink) is ever read or
+    written through, and no copy is reused by name. The caller removes the folder (:meth:`TableStream.close`,
+    or at exit).
+
+    Raises
+    ------
+    TableError
+        The bytes are not valid ``encoding`` (the copy is removed).
+    """
+    import codecs
+
+    folder = Path(tempfile.mkdtemp(prefix="simdash-utf8-"))
+    out = folder / "data.csv"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    done = 0
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with open(path, "rb") as src, open(fd, "wb") as dst:
             while block := src.read(1 << 20):
                 dst.write(decoder.decode(block).encode("utf-8"))
+                done += len(block)
             dst.write(decoder.decode(b"", final=True).encode("utf-8"))
-        tmp.replace(out)
-    return out
+    except UnicodeDecodeError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise TableError(f"the file is not valid {encoding.upper()} (byte {done + exc.start:,}); name its real "
+                         "encoding with --encoding, or leave --encoding out to detect it") from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder / "data.csv"
 
 
 class TableStream:
@@ -224,6 +243,8 @@ class TableStream:
         if self.encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32")):
             # Lines of UTF-16/32 are not split at a single newline byte: read a UTF-8 copy, made once, in blocks.
             self._data_path = _utf8_copy(self.path, self.encoding)
+            # Removed by close(), or when this object is collected, or at exit: never left behind.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._data_path.parent, True)
             self.encoding = "utf-8"
         first = text.splitlines()[0] if text.splitlines() else ""
         if self.path.suffix.lower() == ".txt" and "\t" not in first:
@@ -235,6 +256,12 @@ class TableStream:
         self._read_header()
         if len(self.columns) < 2:
             self.notes.append("only one column found; is the separator right?")
+
+    def close(self) -> None:
+        """Remove the temporary UTF-8 copy, if one was made (the stream cannot be read after this)."""
+        cleanup = getattr(self, "_cleanup", None)
+        if cleanup is not None:
+            cleanup()
 
     # ------------------------------------------------------------------------------------------- setup
     @property
@@ -479,28 +506,89 @@ def _unique(names: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- writing
+#: what an output's name may end with, and the format it is then written in.
+OUTPUT_SUFFIXES: dict[str, Format] = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
+                                      ".pq": "parquet"}
+
+
 def output_format(path: str | Path) -> Format:
-    """``parquet`` for .parquet/.pq, ``tsv`` for .tsv/.tab, else ``csv``."""
-    s = str(path).lower()
-    if s.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    return "tsv" if s.endswith((".tsv", ".tab")) else "csv"
+    """The format an output is written in, from its extension: ``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``.
+
+    Raises
+    ------
+    TableError
+        Any other name (an ``.xlsx`` name would otherwise get CSV bytes Excel refuses to open).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        hint = " (Excel opens .csv files; this tool does not write .xlsx)" if suffix in (".xlsx", ".xls") else ""
+        raise TableError(f"the output name {Path(path).name!r} must end in .csv, .tsv or .parquet{hint}")
+    return OUTPUT_SUFFIXES[suffix]
+
+
+def check_output(output: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Refuse an output that cannot be written safely, before any work; returns it as a Path.
+
+    Refused: a name whose extension is not a known format, a folder that does not exist, a folder or a
+    device/pipe at the output's name (no side files are created next to those), and the input itself, also
+    under another name (a hard link or symlink: :func:`os.path.samefile`).
+
+    Raises
+    ------
+    TableError
+    """
+    out = Path(output)
+    if out.is_dir():
+        raise TableError(f"the output {str(out)!r} is a folder; name a file in it (e.g. {str(out / 'scored.csv')!r})")
+    if out.exists() and not out.is_file():
+        raise TableError(f"the output {str(out)!r} is not a regular file (a device or a pipe); name a file")
+    output_format(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise TableError(f"the output folder {str(parent)!r} does not exist")
+    for src in inputs:
+        try:
+            same = out.exists() and os.path.samefile(out, src)
+        except OSError:
+            same = False
+        if same:
+            raise TableError("the output file is the input file (or a link to it); write the results to another file")
+    return out
+
+
+def _open_private(path: Path, resume: bool):
+    """Open a file for writing without following a symlink planted at its name; a new run creates it afresh."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if resume and path.exists():
+        return open(os.open(path, os.O_RDWR | nofollow), "r+b")
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o644), "wb")
+
+
+def _temp_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """A fresh, exclusively created temporary file in ``path``'s folder (so the final rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    return Path(name)
 
 
 class ChunkWriter:
-    """Writes chunks to one output file so that a killed job can go on from its last finished chunk.
+    """Writes chunks towards one output file so that a killed job can go on from its last finished chunk.
 
-    CSV/TSV are appended and fsynced per chunk; :meth:`write` returns the file size, which the manifest
-    keeps, and a resumed writer cuts the file back to it (dropping a half-written chunk). Parquet chunks
-    become numbered part files in ``OUT.parts/`` (a Parquet file is unreadable until its footer is written),
-    joined into ``OUT`` by :meth:`finish`.
+    The output appears only when it is whole: CSV/TSV rows are appended to ``OUT.partial`` (flushed and
+    fsynced per chunk) and renamed to ``OUT`` by :meth:`finish`; :meth:`write` returns the partial file's size,
+    which the manifest keeps, and a resumed writer cuts the file back to it (dropping a half-written chunk).
+    Parquet chunks become numbered part files in ``OUT.parts/`` (a Parquet file is unreadable until its footer
+    is written), joined into a temporary file and renamed to ``OUT``. Because ``OUT`` is replaced by a rename,
+    never truncated, a file that shares its inode (a hard link) is never overwritten.
 
     Parameters
     ----------
     path : str or Path
     resume_bytes : int, optional
-        CSV/TSV: cut the file back to this size and append; Parquet: the number of parts to keep.
-        None starts a new file.
+        CSV/TSV: cut the partial file back to this size and append; Parquet: the number of parts to keep.
+        None starts afresh.
     to_table : callable, optional
         ``to_table(frame) -> pyarrow.Table`` for Parquet (default: ``pa.Table.from_pandas``).
     """
@@ -510,6 +598,7 @@ class ChunkWriter:
         self.to_table = to_table
         self.format = output_format(self.path)
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
+        self.partial = self.partial_path(self.path)
         self._schema = None
         if self.format == "parquet":
             if resume_bytes is None:
@@ -527,11 +616,17 @@ class ChunkWriter:
                 self._schema = pq.read_schema(self._part(0))
             self.header_written = self.parts > 0
             return
-        self._f = open(self.path, "r+b" if resume_bytes is not None and self.path.exists() else "wb")  # noqa: SIM115
+        self._f = _open_private(self.partial, resume=resume_bytes is not None)
         if resume_bytes is not None:
             self._f.truncate(resume_bytes)
             self._f.seek(resume_bytes)
         self.header_written = self._f.tell() > 0
+
+    @staticmethod
+    def partial_path(path: str | Path) -> Path:
+        """``OUT.partial``: where CSV/TSV rows go until the job is done."""
+        p = Path(path)
+        return p.with_name(p.name + ".partial")
 
     def _part(self, i: int) -> Path:
         return self.parts_dir / f"part-{i:06d}.parquet"
@@ -547,10 +642,13 @@ class ChunkWriter:
                 self._schema = table.schema.remove_metadata()
             else:
                 table = table.cast(self._schema)  # every part has the first one's column types
-            tmp = self._part(self.parts).with_suffix(".tmp")
-            pq.write_table(table.replace_schema_metadata(None), tmp)
-            _fsync_path(tmp)
-            os.replace(tmp, self._part(self.parts))
+            tmp = _temp_beside(self._part(self.parts))
+            try:
+                pq.write_table(table.replace_schema_metadata(None), tmp)
+                _fsync_path(tmp)
+                os.replace(tmp, self._part(self.parts))
+            finally:
+                tmp.unlink(missing_ok=True)
             self.parts += 1
             self.header_written = True
             return self.parts
@@ -559,7 +657,7 @@ class ChunkWriter:
 
     def write_bytes(self, body: bytes, header: bytes) -> int:
         """Append CSV/TSV rows already serialised by :func:`csv_bytes` (the header only before the first rows),
-        make them durable, and return the file size."""
+        make them durable, and return the partial file's size."""
         if not self.header_written:
             self._f.write(header)
         self._f.write(body)
@@ -569,29 +667,34 @@ class ChunkWriter:
         return self._f.tell()
 
     def finish(self, metadata: dict[bytes, bytes] | None = None) -> None:
-        """Close the file; for Parquet, join the parts into ``OUT`` (with ``metadata`` in its schema)."""
+        """Make ``OUT`` whole in one rename: the partial CSV/TSV, or the Parquet parts joined (with ``metadata``
+        in its schema)."""
         if self.format != "parquet":
             self._f.close()
+            os.replace(self.partial, self.path)
             return
         import pyarrow.parquet as pq
 
-        tmp = self.path.with_name(self.path.name + ".tmp")
         schema = self._schema
         if schema is None:
             raise TableError("no rows to write")
         schema = schema.with_metadata(metadata or {})
-        with pq.ParquetWriter(tmp, schema) as w:
-            for i in range(self.parts):
-                pf = pq.ParquetFile(self._part(i))
-                for g in range(pf.metadata.num_row_groups):
-                    w.write_table(pf.read_row_group(g).cast(schema.remove_metadata()).replace_schema_metadata(
-                        schema.metadata))
-        _fsync_path(tmp)
-        os.replace(tmp, self.path)
+        tmp = _temp_beside(self.path)
+        try:
+            with pq.ParquetWriter(tmp, schema) as w:
+                for i in range(self.parts):
+                    pf = pq.ParquetFile(self._part(i))
+                    for g in range(pf.metadata.num_row_groups):
+                        w.write_table(pf.read_row_group(g).cast(schema.remove_metadata()).replace_schema_metadata(
+                            schema.metadata))
+            _fsync_path(tmp)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
 
     def close(self) -> None:
-        """Close without finishing (the job stopped; parts stay for a resume)."""
+        """Close without finishing (the job stopped; the partial file or the parts stay for a resume)."""
         if self.format != "parquet":
             self._f.close()
 
@@ -652,7 +755,8 @@ class Manifest:
     engine: str = "local"
     errors: dict[str, str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
-    version: int = 1
+    #: 2: checksummed (:meth:`save`); earlier files are refused with a message.
+    version: int = 2
 
     @staticmethod
     def path_for(output: str | Path) -> Path:
@@ -664,32 +768,53 @@ class Manifest:
     def load(cls, output: str | Path) -> Manifest | None:
         """The manifest beside ``output``, or None when there is none.
 
+        The file is checked before it is trusted: its fields against the layout this class writes (types and
+        ranges), and its checksum (SHA-256 of its content, written by :meth:`save`), so an edited or damaged
+        progress file is refused rather than resumed into wrong output.
+
         Raises
         ------
         TableError
-            It exists but cannot be read (the message says to delete it to start over).
+            It exists but cannot be read, fails its checksum or its layout (the message says to delete it to
+            start over).
         """
         p = cls.path_for(output)
         if not p.exists():
             return None
+        redo = f"delete {p.name} (and {Path(output).name}.partial) to start over"
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
-            raise TableError(f"{p} is not a progress file of this tool ({exc}); delete it to start over") from None
+        except (OSError, ValueError) as exc:
+            raise TableError(f"{p} is not a progress file of this tool ({exc}); {redo}") from None
+        if not isinstance(data, dict):
+            raise TableError(f"{p} is not a progress file of this tool (not a JSON object); {redo}")
+        stored = data.pop("checksum", None)
+        if stored != _checksum(data):
+            why = "it has no checksum" if stored is None else "its checksum does not match its content"
+            raise TableError(f"{p} was changed since this tool wrote it ({why}); {redo}")
+        problem = _manifest_problem(data)
+        if problem:
+            raise TableError(f"{p} is not a valid progress file ({problem}); {redo}")
+        return cls(**data)
 
     def position(self) -> Position:
         return Position(self.done["rows"], self.done["offset"], self.done["line"])
 
     def save(self, output: str | Path) -> None:
-        """Write atomically: a temporary file, fsync, rename, fsync the folder (a crash leaves old or new, whole)."""
+        """Write atomically: a fresh temporary file, fsync, rename, fsync the folder (a crash leaves old or new,
+        whole), with a checksum of the content that :meth:`load` verifies."""
         p = self.path_for(output)
-        tmp = p.with_name(p.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f, ensure_ascii=False, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        body = asdict(self)
+        body["checksum"] = _checksum(body)
+        tmp = _temp_beside(p)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(body, f, ensure_ascii=False, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
         try:
             fd = os.open(p.parent, os.O_RDONLY)
             try:
@@ -713,10 +838,48 @@ class Manifest:
         return None
 
 
+def _checksum(data: dict[str, Any]) -> str:
+    """SHA-256 of a manifest's fields in a canonical JSON form (keys sorted), the checksum field left out."""
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _manifest_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's fields (None: the layout :class:`Manifest` writes)."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    expected = {"command": str, "input": dict, "options": dict, "done": dict, "complete": bool, "engine": str,
+                "errors": dict, "stats": dict, "version": int}
+    for name, kind in expected.items():
+        if name not in data:
+            return f"the field {name!r} is missing"
+        if not isinstance(data[name], kind) or (kind is int and isinstance(data[name], bool)):
+            return f"{name} is {json.dumps(data[name])[:40]}, not a {kind.__name__}"
+    unknown = set(data) - set(expected) - {"stopped"}
+    if unknown:
+        return f"unknown field(s) {', '.join(sorted(unknown))}"
+    done = data["done"]
+    for k in ("rows", "offset", "line", "mark"):
+        if not is_int(done.get(k)) or done[k] < 0:
+            return f"done.{k} is {done.get(k)!r}, not a count"
+    # Every data row takes at least one line (CSV/TXT) or one row index (Parquet, which counts no lines).
+    if done["rows"] > (done["line"] if done["line"] else done["offset"]):
+        return f"done.rows ({done['rows']:,}) is more than the file had by then"
+    if data.get("stopped") is not None and not isinstance(data["stopped"], dict):
+        return "stopped is not an object"
+    if not all(isinstance(v, str) for v in data["errors"].values()):
+        return "errors holds a non-text message"
+    if not all(is_int(v) and v >= 0 for v in data["stats"].values()):
+        return "stats holds a value that is not a count"
+    return None
+
+
 def _show(v: Any) -> str:
     if isinstance(v, list) and v and isinstance(v[0], dict) and "name" in v[0]:
         return ", ".join(f"{m['name']} ({m.get('config', '')})" for m in v)
     return json.dumps(v, ensure_ascii=False)
 
 
-__all__ = ["Chunk", "ChunkWriter", "Manifest", "Position", "RowError", "TableStream", "csv_bytes", "output_format"]
+__all__ = ["OUTPUT_SUFFIXES", "Chunk", "ChunkWriter", "Manifest", "Position", "RowError", "TableStream", "check_output",
+           "csv_bytes", "output_format"]

@@ -124,7 +124,9 @@ def test_a_stopped_job_resumes_to_the_same_bytes_as_an_uninterrupted_one(tmp_pat
         score_file(be, src, out, ["e"], chunk_rows=10).run(be, should_stop=stop_after_three_chunks)
     m = Manifest.load(out)
     assert not m.complete and m.done["rows"] == 30 and m.done["line"] == 31
-    with open(out, "ab") as f:  # a chunk half written when the process died
+    # The output appears only when whole: until then the rows are in OUT.partial.
+    assert not out.exists() and len(pd.read_csv(tmp_path / "out.csv.partial")) == 30
+    with open(tmp_path / "out.csv.partial", "ab") as f:  # a chunk half written when the process died
         f.write(b"text 30 abc,oth")
     with pytest.raises(ResumeError, match=r"unfinished run .* \(30 rows written\); add --resume"):
         score_file(be, src, out, ["e"], chunk_rows=10)

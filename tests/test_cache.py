@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.cache import FILE_NAME, VectorStore, entry_key, open_store
+from backend.cache import (
+    FILE_NAME,
+    KEEP_BROKEN,
+    OFF_VALUES,
+    VectorStore,
+    entry_key,
+    open_store,
+    persistent_cache_off,
+)
 from tests.fakes import CALLS, fake_backend
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +86,39 @@ def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path):
     assert list(tmp_path.glob(f"{FILE_NAME}.broken-*"))
 
 
+def test_only_the_newest_broken_files_are_kept(tmp_path):
+    def broken_sets() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in tmp_path.glob(f"{FILE_NAME}.broken-*"):
+            stamp, _, suffix = p.name.removeprefix(f"{FILE_NAME}.broken-").partition("-")
+            if stamp.isdigit():
+                out.setdefault(stamp, []).append(suffix)
+        return {k: sorted(v) for k, v in out.items()}
+
+    # Three sets moved aside by earlier runs (their time stamps long past), one without its -shm.
+    for stamp in ("1000", "2000", "3000"):
+        for suffix in ("", "-wal", "-shm")[: 2 if stamp == "2000" else 3]:
+            (tmp_path / f"{FILE_NAME}.broken-{stamp}{suffix}").write_bytes(b"old junk")
+    (tmp_path / f"{FILE_NAME}.broken-notes.txt").write_text("mine")  # not a moved-aside set: left alone
+    (tmp_path / "other.sqlite").write_text("not ours")
+    made = []
+    for round_ in range(3):  # within one second: each set still gets a name of its own
+        for suffix in ("", "-wal"):
+            (tmp_path / f"{FILE_NAME}{suffix}").write_bytes(b"this is not sqlite" * 100)
+        s = VectorStore(tmp_path)
+        assert s.disabled is None
+        s.put_many([(entry_key("m", "t"), "m", vec(round_), True, [])])  # the fresh file works
+        s.close()
+        made.append(max(broken_sets(), key=int))
+        assert len(broken_sets()) == KEEP_BROKEN == 2
+    sets = broken_sets()
+    assert sorted(sets, key=int) == made[-2:] and len(set(made)) == 3
+    assert all({"", "wal"} <= set(v) for v in sets.values())  # kept whole (SQLite may have added a -shm)
+    assert (tmp_path / f"{FILE_NAME}.broken-notes.txt").read_text() == "mine"
+    assert (tmp_path / "other.sqlite").exists()
+    assert VectorStore(tmp_path).get_many([entry_key("m", "t")])[0] is not None
+
+
 def test_an_undecodable_row_counts_as_absent(tmp_path):
     s = VectorStore(tmp_path)
     db = sqlite3.connect(tmp_path / FILE_NAME)
@@ -105,6 +146,15 @@ def test_open_store_settings(tmp_path, monkeypatch):
         assert open_store() is None
     assert open_store("memory") is None
     assert open_store(tmp_path / "d").path.parent == tmp_path / "d"
+    # One set of "off" words, shared with backend.index (which then saves no index in the cache folder).
+    for off in [*OFF_VALUES, " OFF ", "Memory"]:
+        assert persistent_cache_off(off)
+        monkeypatch.setenv("SIMDASH_CACHE", off)
+        assert persistent_cache_off() and open_store() is None
+    for on in ("", "1", "on", str(tmp_path)):
+        assert not persistent_cache_off(on)
+        monkeypatch.setenv("SIMDASH_CACHE", on)
+        assert not persistent_cache_off() and open_store().path == tmp_path / "c" / FILE_NAME
 
 
 WRITER = textwrap.dedent("""

@@ -140,13 +140,14 @@ def test_score_killed_mid_run_resumes_with_no_row_lost_or_repeated(tmp_path):
             proc.kill()
     progress = json.loads((tmp_path / "out.csv.progress.json").read_text())
     assert progress["done"]["rows"] == 900 and not progress["complete"]  # three chunks were finished
-    assert len(pd.read_csv(out)) == 900
+    assert not out.exists() and len(pd.read_csv(tmp_path / "out.csv.partial")) == 900  # OUT appears when whole
     env.pop("GATE")
     p = subprocess.run([*args, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "resuming after row 900" in p.stderr and f"{n} rows (1100 in this run)" in p.stderr
     back = pd.read_csv(out)
     assert len(back) == n and back["id"].tolist() == list(range(n))  # none lost, none twice, in order
+    assert not (tmp_path / "out.csv.partial").exists()
     assert back["score_g"].notna().all()
 
 

@@ -68,8 +68,11 @@ def load_glove_kumo(folder: str) -> KeyedVectors:
     import pandas as pd
 
     folder_p = Path(folder)
-    npy = next(folder_p.glob("*_emb.npy"))
-    index = next(folder_p.glob("*_index.parquet"))
+    npy = next(folder_p.glob("*_emb.npy"), None)
+    index = next(folder_p.glob("*_index.parquet"), None)
+    if npy is None or index is None:
+        raise FileNotFoundError(f"{folder} holds no GloVe matrix (a *_emb.npy and a *_index.parquet file): "
+                                "is the source right?")
     words = pd.read_parquet(index).iloc[:, 0].astype(str).tolist()
     matrix = np.load(npy).astype(np.float32, copy=False)
     if len(words) != matrix.shape[0]:

@@ -2,7 +2,8 @@
 
 * :mod:`backend.server.app` — the FastAPI app (:func:`~backend.server.app.create_app`) and its limits;
 * :mod:`backend.server.schemas` — request and response bodies (they write the OpenAPI page at ``/docs``);
-* :mod:`backend.server.metrics` — Prometheus metrics at ``/metrics``.
+* :mod:`backend.server.metrics` — Prometheus metrics at ``/metrics``;
+* :mod:`backend.server.protocol` — uvicorn's HTTP protocol with a timeout on request headers.
 
 The Python client with the :class:`~backend.service.Backend` interface is :mod:`backend.client`; docs/server.md
 has every route with a curl example. This module only registers the ``serve`` command: FastAPI and uvicorn are
@@ -12,6 +13,7 @@ imported when the server starts, so the rest of the CLI works without them.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -30,6 +32,7 @@ def run_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from backend.server.app import ServerSettings, create_app
+        from backend.server.protocol import uvicorn_options
     except ModuleNotFoundError as exc:
         print(f"error: {exc.name} is not installed; run `pip install -r requirements.txt`", file=sys.stderr)
         return 2
@@ -38,27 +41,50 @@ def run_serve(args: argparse.Namespace) -> int:
     preload = tuple(k.strip() for k in (args.models or "").split(",") if k.strip())
     settings = ServerSettings.from_env(api_key=args.api_key, max_texts=args.max_texts, max_chars=args.max_chars,
                                        preload=preload)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
-        print(f"warning: listening on {args.host} without an API key: anyone who can reach this port can use the "
-              "models; set SIMDASH_API_KEY", file=sys.stderr)
+    if not is_loopback(args.host) and not settings.api_key:
+        if not args.insecure:
+            print(f"error: refusing to listen on {args.host} without an API key (anyone who can reach the port could "
+                  "use the models): set SIMDASH_API_KEY or --api-key, or pass --insecure to serve it open anyway",
+                  file=sys.stderr)
+            return 2
+        print(f"warning: listening on {args.host} without an API key (--insecure): anyone who can reach this port "
+              "can use the models", file=sys.stderr)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     be = Backend(device=args.device)
     app = create_app(be, settings)
     print(f"serving on http://{args.host}:{args.port} (device {be.device}; API docs at /docs; models load "
           f"{'in the background: ' + ', '.join(preload) if preload else 'on first use'})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                **uvicorn_options(settings))
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding ``host`` reaches this machine only (127.0.0.0/8, ::1, localhost).
+
+    Any other name counts as exposed: a host name may resolve to a public address, and ``""`` or ``0.0.0.0``
+    bind every interface.
+    """
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it, set an API key)")
+                   help="address to bind (default 127.0.0.1: this machine only; any other address needs an API key "
+                   "or --insecure)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--models", default=None, help="comma-separated keys to load in the background at start "
                    "(others load on first use)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     p.add_argument("--api-key", default=None, help="bearer token required on every route but /health "
                    "(default: $SIMDASH_API_KEY; none = open)")
+    p.add_argument("--insecure", action="store_true", help="serve a non-loopback --host without an API key "
+                   "(refused otherwise: anyone who can reach the port could use the models)")
     p.add_argument("--max-texts", type=int, default=None, help="texts per request (default $SIMDASH_MAX_TEXTS or 10000)")
     p.add_argument("--max-chars", type=int, default=None, help="characters per text (default $SIMDASH_MAX_CHARS or 20000)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))

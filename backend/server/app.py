@@ -7,9 +7,13 @@ dynamic batching (backend/batching.py) merges them into shared forward passes.
 What a client can rely on:
 
 * every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with a message a
-  person understands and never a stack trace: 401 (API key), 404 (unknown model or route), 413 (too many texts,
-  a text too long, a body too big), 422 (malformed JSON, wrong types, empty input, bad options, a model asked
-  for something its role does not give), 503 (a model still loading after ``load_wait_s`` or failing to load);
+  person understands and never a stack trace: 401 (API key), 404 (unknown model or route), 408 (a body that
+  stopped arriving), 413 (too many texts, a text too long, a body too big), 422 (malformed JSON, wrong types,
+  empty input, bad options, a model asked for something its role does not give), 429 (too many requests in
+  flight for a model), 503 (a model still loading after ``load_wait_s`` or failing to load);
+* one client cannot exhaust the server: a body is counted as it arrives and refused the moment it passes
+  ``max_body_bytes`` (:class:`BodyGuard`), and timed out when it stops arriving; each model admits at most
+  ``max_queue`` requests at once and answers the next with a 429 at once (:class:`Admission`);
 * models load on first use (or in the background with ``--models``); ``/health`` says which are loaded,
   loading or failed;
 * with ``SIMDASH_API_KEY`` set, every route but ``/health`` wants ``Authorization: Bearer <key>``.
@@ -18,23 +22,28 @@ What a client can rely on:
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.base import ENCODER, PAIR_SCORER
 from backend.options import Option, OptionError, parse_model_arg
@@ -64,7 +73,21 @@ class ServerSettings:
     max_chars : int
         Characters per text (``SIMDASH_MAX_CHARS``): every model truncates far below 20,000 (256 word pieces).
     max_body_bytes : int
-        Request body (``SIMDASH_MAX_BODY_MB``, in MiB), refused from its Content-Length before it is read.
+        Request body (``SIMDASH_MAX_BODY_MB``, in MiB): refused from its Content-Length before it is read, and
+        counted as it arrives when there is none (chunked upload), refused the moment it passes the limit.
+    body_timeout_s : float
+        Longest pause while a body arrives (``SIMDASH_BODY_TIMEOUT_S``) before a 408 and a closed connection:
+        30 s is far more than any network pause between two packets of a live client, and frees what a client
+        that stopped halfway holds (a connection, a task, the body so far).
+    header_timeout_s : float
+        Time for the request line and headers, from the connection's start or the previous response's end
+        (``SIMDASH_HEADER_TIMEOUT_S``; applied by :mod:`backend.server.protocol` under uvicorn): a real client
+        sends them in one packet; 10 s closes connections that trickle them (slowloris) or send nothing.
+    max_queue : int
+        Requests in flight per model (``SIMDASH_MAX_QUEUE``), running or waiting for a thread, a batch or the
+        model's load; the next one gets a 429 with ``Retry-After`` at once. 256 is four full merged batches of
+        64: on a CPU the last of them already waits several seconds, and a client told to retry does better
+        than one left waiting behind thousands.
     load_wait_s : float
         How long a request waits for its model to load before a 503 (``SIMDASH_LOAD_WAIT_S``): a CPU loads
         each default model in a few seconds, so a first request usually just waits.
@@ -78,6 +101,9 @@ class ServerSettings:
     max_texts: int = 10_000
     max_chars: int = 20_000
     max_body_bytes: int = 32 * 2**20
+    body_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    max_queue: int = 256
     load_wait_s: float = 30.0
     threads: int = 64
     preload: tuple[str, ...] = field(default_factory=tuple)
@@ -91,6 +117,9 @@ class ServerSettings:
             "max_texts": int(env.get("SIMDASH_MAX_TEXTS") or cls.max_texts),
             "max_chars": int(env.get("SIMDASH_MAX_CHARS") or cls.max_chars),
             "max_body_bytes": int(float(env.get("SIMDASH_MAX_BODY_MB") or cls.max_body_bytes / 2**20) * 2**20),
+            "body_timeout_s": float(env.get("SIMDASH_BODY_TIMEOUT_S") or cls.body_timeout_s),
+            "header_timeout_s": float(env.get("SIMDASH_HEADER_TIMEOUT_S") or cls.header_timeout_s),
+            "max_queue": int(env.get("SIMDASH_MAX_QUEUE") or cls.max_queue),
             "load_wait_s": float(env.get("SIMDASH_LOAD_WAIT_S") or cls.load_wait_s),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -110,6 +139,150 @@ def error_response(status: int, type_: str, message: str, param: str | None = No
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = S.ErrorResponse(error=S.ErrorBody(message=message, type=type_, param=param, code=status))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class BodyGuard:
+    """ASGI middleware that bounds a request body in size and in time while it arrives.
+
+    It wraps ``receive``, so it sees each piece of the body as the server hands it over (uvicorn buffers at
+    most 64 KiB before it stops reading the socket):
+
+    * a ``Content-Length`` over ``max_bytes`` is refused before a byte of the body is read;
+    * otherwise (a chunked upload has no length) the bytes are counted piece by piece, and the piece that
+      passes ``max_bytes`` ends it: the app never holds more than the limit plus one piece;
+    * a body that stops arriving for ``timeout_s`` ends it too (408), as nginx's ``client_body_timeout`` does:
+      the time between two pieces, so a slow but live upload is not cut.
+
+    Ending means answering at once with the JSON error (``Connection: close``, so the server drops the rest of
+    the body instead of reading it to find the next request) and telling the app the client left
+    (``http.disconnect``); whatever the app then answers is dropped, the client has its answer. An answer the
+    app gives before reading the body (a 404) closes the connection too, for the same reason.
+
+    FastAPI's own ``max_body_size`` was not used: it raises inside the app, which turns its 413 into a body
+    the app's handlers format, and it neither closes the connection nor times a stalled body out.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._answer(scope, send, 413, "too_large", f"the request body has {int(value):,} bytes; "
+                                   f"the limit is {limit:,} (SIMDASH_MAX_BODY_MB); send fewer texts per request")
+                return
+            has_body = has_body or name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+        received = 0
+        body_done = False  # after the last piece, receive waits for a disconnect: that wait is not timed
+        started = False  # the app began its response: too late to answer in its place
+        refused = False  # the body was cut off: the app hears that the client left
+        answered = False  # we answered: the app's own response goes nowhere
+
+        async def refuse(status: int, type_: str, message: str) -> Message:
+            nonlocal refused, answered
+            refused = True
+            if not started:
+                answered = True
+                await self._answer(scope, send, status, type_, message)
+            return {"type": "http.disconnect"}
+
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if refused:
+                return {"type": "http.disconnect"}
+            if body_done:
+                return await receive()
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                return await refuse(408, "timeout", f"the request body stopped arriving: nothing for "
+                                    f"{self.timeout_s:g} s after {received:,} bytes (SIMDASH_BODY_TIMEOUT_S); the "
+                                    "connection is closed")
+            if message["type"] != "http.request":
+                body_done = True
+                return message
+            received += len(message.get("body", b""))
+            if received > limit:
+                return await refuse(413, "too_large", f"the request body passed the limit of {limit:,} bytes "
+                                    "(SIMDASH_MAX_BODY_MB) and the rest was not read; send fewer texts per request")
+            body_done = not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                if has_body and not body_done:
+                    # Answered before the body was read (a 404): close, or the server would read the rest to
+                    # find the next request on this connection, however big it is.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, guarded_receive, guarded_send)
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, status: int, type_: str, message: str) -> None:
+        """Send the JSON error and ask the server to close the connection after it."""
+        log.info("%s %s: %d %s", scope.get("method"), scope.get("path"), status, message)
+        resp = error_response(status, type_, message, headers={"Connection": "close"})
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": resp.raw_headers})
+        await send({"type": "http.response.body", "body": resp.body})
+
+
+class Admission:
+    """At most ``limit`` requests in flight per model; the next is refused at once with a 429.
+
+    Infinity's ``is_overloaded`` and TEI's ``max_concurrent_requests`` do the same: under a burst an
+    unbounded queue only makes every answer late (and holds every body in memory), while a 429 with
+    ``Retry-After`` lets a client back off or go to another replica. A request counts from before it takes a
+    worker thread until its answer is ready, so the count covers requests waiting for a thread, a merged batch
+    or the model's load as well as running ones.
+    """
+
+    #: seconds a refused client is told to wait: a merged batch takes well under a second to a few seconds,
+    #: so by then the burst has usually drained a batch's worth of room.
+    RETRY_AFTER_S = 1
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admit(self, keys: Iterable[str]) -> Iterator[None]:
+        """Hold one place for each model in ``keys`` (all or none) for the block; ApiError 429 when one is full."""
+        wanted = sorted(set(keys))  # a model named twice (two option sets) is one place: one request
+        with self._lock:
+            full = [k for k in wanted if self._counts.get(k, 0) >= self.limit]
+            if full:
+                raise ApiError(429, "overloaded", f"model {full[0]!r} has {self.limit} requests in flight, its limit "
+                               f"(SIMDASH_MAX_QUEUE); retry in {self.RETRY_AFTER_S} s", "model",
+                               {"Retry-After": str(self.RETRY_AFTER_S)})
+            for k in wanted:
+                self._counts[k] = self._counts.get(k, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                for k in wanted:
+                    left = self._counts[k] - 1
+                    if left:
+                        self._counts[k] = left
+                    else:
+                        del self._counts[k]  # absent when idle: the dict holds only models in use
+
+    def in_flight(self) -> dict[str, int]:
+        """Requests in flight per model (models with none are absent)."""
+        with self._lock:
+            return dict(self._counts)
 
 
 class Loader:
@@ -169,6 +342,11 @@ def _float_or_none(values) -> list[float | None]:
 _WORDS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
 
 
+def model_key(model: str) -> str:
+    """The registry key of a model string (``"bert:layer=-1"`` -> ``"bert"``), without checking its options."""
+    return model.split(":", 1)[0].strip()
+
+
 def count_tokens(texts: list[str]) -> int:
     """Words plus CJK characters: the ``usage`` estimate (documented as one)."""
     return sum(len(_WORDS.findall(t)) for t in texts)
@@ -187,7 +365,8 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
     be = backend or Backend()
     cfg = settings or ServerSettings.from_env()
     loader = Loader(be)
-    metrics = Metrics(be)
+    admission = Admission(cfg.max_queue)
+    metrics = Metrics(be, in_flight=admission.in_flight)
     be.batcher.observers.append(metrics.observe_batch)
 
     @asynccontextmanager
@@ -217,14 +396,22 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         responses={
             401: {"model": S.ErrorResponse, "description": "Missing or wrong API key."},
             404: {"model": S.ErrorResponse, "description": "Unknown model."},
+            408: {"model": S.ErrorResponse, "description": "The request body stopped arriving."},
             413: {"model": S.ErrorResponse, "description": "Too many texts, a text too long, or a body too big."},
             422: {"model": S.ErrorResponse, "description": "Malformed JSON, wrong types, bad options."},
+            429: {"model": S.ErrorResponse, "description": "Too many requests in flight for the model; retry after "
+                  "`Retry-After` seconds."},
             503: {"model": S.ErrorResponse, "description": "The model is loading or failed to load."},
         },
     )
     app.state.backend, app.state.settings, app.state.metrics, app.state.loader = be, cfg, metrics, loader
+    app.state.admission = admission
 
     # ------------------------------------------------------------------------------ middleware: auth, size
+    # Added first, so it runs inside ``guard`` (Starlette puts later middleware outside): a client without the
+    # key is refused before its body is looked at, and the metrics count the 413 or 408 the client got.
+    app.add_middleware(BodyGuard, max_bytes=cfg.max_body_bytes, timeout_s=cfg.body_timeout_s)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
@@ -238,10 +425,6 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                                       "(SIMDASH_API_KEY)", headers={"WWW-Authenticate": "Bearer"})
                 metrics.requests.labels("unauthorized", request.method, "401").inc()
                 return resp
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > cfg.max_body_bytes:
-            return error_response(413, "too_large", f"the request body has {int(length):,} bytes; the limit is "
-                                  f"{cfg.max_body_bytes:,} (SIMDASH_MAX_BODY_MB); send fewer texts per request")
         response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
@@ -333,6 +516,24 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         except ValueError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
 
+    def admitted(keys_of: Callable[..., Iterable[str]]):
+        """Route decorator: hold the request's places in :class:`Admission` (keyed by model) while the handler
+        runs in the thread pool. The place is taken here, in the event loop, before the request waits for a
+        thread: a burst beyond the bound gets its 429 at once instead of queueing for a thread first."""
+
+        def wrap(handler):
+            @functools.wraps(handler)  # FastAPI reads the handler's parameters through __wrapped__
+            async def route(**kwargs):
+                keys = [k for k in (model_key(m) for m in keys_of(**kwargs)) if k in be.registry]
+                with admission.admit(keys):
+                    return await run_in_threadpool(handler, **kwargs)
+            return route
+        return wrap
+
+    def similarity_models(req: S.SimilarityRequest) -> list[str]:
+        items = req.models if req.models is not None else be.registry.defaults()
+        return [item.model if isinstance(item, S.NamedModel) else item for item in items]
+
     def model_info(key: str) -> dict[str, Any]:
         spec = be.registry[key]
         try:
@@ -359,7 +560,10 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
             "failed": {k: be.load_errors[k] for k, s in states.items() if s == "failed"},
             "batching": asdict(be.batcher.settings),
             "cache": {"persistent": store is not None and store.disabled is None},
-            "limits": {"max_texts": cfg.max_texts, "max_chars": cfg.max_chars, "max_body_bytes": cfg.max_body_bytes},
+            "limits": {"max_texts": cfg.max_texts, "max_chars": cfg.max_chars, "max_body_bytes": cfg.max_body_bytes,
+                       "body_timeout_s": cfg.body_timeout_s, "header_timeout_s": cfg.header_timeout_s,
+                       "max_queue": cfg.max_queue},
+            "in_flight": admission.in_flight(),
         }
 
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=Response)
@@ -380,6 +584,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.get("/v1/info/{model}", tags=["models"], summary="Model card facts (loads the model)",
              response_model=dict[str, Any])
+    @admitted(lambda model: [model])
     def info(model: str) -> dict[str, Any]:
         key, opts = resolve(model, None)
         return run(be.info, key, **opts)
@@ -401,6 +606,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/embeddings", response_model=S.EmbeddingsResponse, tags=["vectors"],
               summary="OpenAI-compatible sentence embeddings")
+    @admitted(lambda req: [req.model])
     def embeddings(req: S.EmbeddingsRequest) -> dict[str, Any]:
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
         if not texts:
@@ -430,6 +636,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/embed", response_model=S.EmbedResponse, tags=["vectors"],
               summary="Vectors with validity and warnings per text (the Python client's embed)")
+    @admitted(lambda req: [req.model])
     def embed(req: S.EmbedRequest) -> dict[str, Any]:
         check_texts(req.texts, "texts", "/v1/embed")
         key, opts = resolve(req.model, req.options)
@@ -441,6 +648,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/similarity", response_model=S.SimilarityResponse, tags=["scores"],
               summary="Score pairs with several models (the CLI's JSON contract per pair)")
+    @admitted(similarity_models)
     def similarity(req: S.SimilarityRequest) -> dict[str, Any]:
         a = [p[0] for p in req.pairs]
         b = [p[1] for p in req.pairs]
@@ -486,6 +694,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/rerank", response_model=S.RerankResponse, tags=["scores"],
               summary="Order documents by relevance to a query (Cohere/Jina/TEI shape)")
+    @admitted(lambda req: [req.model])
     def rerank(req: S.RerankRequest) -> dict[str, Any]:
         docs = [d if isinstance(d, str) else d.text for d in req.documents]
         check_texts([req.query, *docs], "documents", "/v1/rerank")
@@ -506,6 +715,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/neighbours", response_model=S.NeighboursResponse, tags=["vectors"],
               summary="Top-k cosine neighbours of each query in a corpus")
+    @admitted(lambda req: [req.model])
     def neighbours(req: S.NeighboursRequest) -> dict[str, Any]:
         check_texts([*req.queries, *req.corpus], "corpus", "/v1/neighbours")
         key, opts = resolve(req.model, req.options)
@@ -516,6 +726,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.post("/v1/project", response_model=S.ProjectResponse, tags=["vectors"],
               summary="2-D map of texts (UMAP or PCA)")
+    @admitted(lambda req: [req.model])
     def project(req: S.ProjectRequest) -> dict[str, Any]:
         check_texts(req.texts, "texts", "/v1/project")
         key, opts = resolve(req.model, req.options)
@@ -526,4 +737,4 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
     return app
 
 
-__all__ = ["ApiError", "ServerSettings", "create_app"]
+__all__ = ["Admission", "ApiError", "BodyGuard", "ServerSettings", "create_app", "error_response"]

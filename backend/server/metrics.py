@@ -2,10 +2,12 @@
 
 Counted per request by the app's middleware: requests and latency per route. Reported by the backend's batcher
 after every merged forward pass: batch sizes, requests merged, time queued, forward time. Read when scraped:
-cache hits per level, loaded models, GPU memory (where there is a GPU).
+cache hits per level, loaded models, requests in flight per model, GPU memory (where there is a GPU).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -18,9 +20,13 @@ SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class Metrics:
-    """The server's metrics; :meth:`observe_batch` is registered as an observer of the backend's batcher."""
+    """The server's metrics; :meth:`observe_batch` is registered as an observer of the backend's batcher.
 
-    def __init__(self, backend) -> None:
+    ``in_flight`` (the app's :meth:`~backend.server.app.Admission.in_flight`) gives requests in flight per model
+    at scrape time.
+    """
+
+    def __init__(self, backend, in_flight: Callable[[], dict[str, int]] | None = None) -> None:
         self.backend = backend
         self.registry = CollectorRegistry()
         r = self.registry
@@ -38,6 +44,8 @@ class Metrics:
         self.forward = Histogram("simdash_forward_seconds", "Time of one merged forward pass.", ["model", "op"],
                                  buckets=LATENCY_BUCKETS, registry=r)
         r.register(_BackendCollector(backend))
+        if in_flight is not None:
+            r.register(_InFlightCollector(in_flight))
 
     def observe_batch(self, st: BatchStats) -> None:
         """Record one merged forward pass (keys look like ``encode:<config id>``)."""
@@ -96,6 +104,23 @@ class _BackendCollector:
             state.add_metric([k, s], 1)
         yield state
         yield from _gpu_memory(be.device)
+
+
+class _InFlightCollector:
+    """Requests in flight per model, read at scrape time (a model a scrape once saw busy reports 0 when idle)."""
+
+    def __init__(self, in_flight: Callable[[], dict[str, int]]) -> None:
+        self.in_flight = in_flight
+        self.seen: set[str] = set()
+
+    def collect(self):
+        now = self.in_flight()
+        self.seen.update(now)
+        g = GaugeMetricFamily("simdash_requests_in_flight", "Requests admitted per model and not yet answered "
+                              "(running or waiting); past SIMDASH_MAX_QUEUE a request gets a 429.", labels=["model"])
+        for k in sorted(self.seen):
+            g.add_metric([k], now.get(k, 0))
+        yield g
 
 
 def _gpu_memory(device: str):

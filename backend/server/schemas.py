@@ -298,13 +298,16 @@ class Health(BaseModel):
     failed: dict[str, str] = Field(description="Model -> why its last load failed.")
     batching: dict[str, Any] = Field(description="Dynamic batching settings (`wait_ms` 0 = off).")
     cache: dict[str, Any] = Field(description="Whether the persistent vector cache is on, and its entries.")
-    limits: dict[str, int] = Field(description="Texts per request, characters per text, body bytes.")
+    limits: dict[str, int | float] = Field(description="Texts per request, characters per text, body bytes, body "
+                                           "and header timeouts (seconds), requests in flight per model.")
+    in_flight: dict[str, int] = Field(default_factory=dict, description="Model -> requests in flight now (absent: "
+                                      "none); past `limits.max_queue` a request gets a 429.")
 
 
 class ErrorBody(BaseModel):
     message: str = Field(description="What went wrong, for a person.")
     type: str = Field(description="invalid_request, unknown_model, invalid_option, wrong_role, too_large, "
-                      "model_unavailable, unauthorized, not_found, server_error.")
+                      "timeout, overloaded, model_unavailable, unauthorized, not_found, server_error.")
     param: str | None = Field(None, description="The offending field, where there is one.")
     code: int = Field(description="The HTTP status.")
 

@@ -17,11 +17,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Serve ``app`` on http://127.0.0.1:<free port> until the block ends; yields the base URL."""
+def live_server(app, **options) -> Iterator[str]:
+    """Serve ``app`` on http://127.0.0.1:<free port> until the block ends; yields the base URL.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. :func:`backend.server.protocol.uvicorn_options`, as ``serve`` passes).
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", access_log=False,
+                            **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
