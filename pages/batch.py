@@ -13,6 +13,7 @@ from backend.presets import example_pairs_frame
 from backend.verdicts import Verdict, label_metrics_verdicts
 from ui import state
 from ui.charts import metric_bars
+from ui.escape import plain
 from ui.frame import page_settings
 from ui.i18n import t
 from ui.tables import BATCH_CHUNK_ROWS, LARGE_BATCH_ROWS, empty_cells, format_seconds
@@ -83,7 +84,7 @@ def result_ui(result: dict, label: str | None, labels: dict[str, str], current: 
     if label and label in out:
         metrics = label_metrics(out, label, [k for k in keys if k not in scored.errors])
         if len(metrics):
-            st.subheader(t("Agreement with {col}", col=label))
+            st.subheader(t("Agreement with {col}", col=plain(label)))
             verdict_ui(label_metrics_verdicts(metrics))
             c1, c2 = st.columns([2, 3])
             c1.dataframe(metrics, hide_index=True, width="stretch", key="batch_metrics",
@@ -122,7 +123,7 @@ def batch_ui() -> None:
     if missing:
         st.warning(t("{n} of {total} rows have an empty cell in a text column; they get no score, and the download "
                      "says so.", n=f"{missing:,}", total=f"{len(frame):,}"))
-    with st.expander(t("Preview of {name}", name=up.name)):
+    with st.expander(t("Preview of {name}", name=plain(up.name))):
         st.dataframe(frame.head(20), hide_index=True, width="stretch", key="batch_input_preview")
     keys = models_ui(settings)
     signature = (up.digest, table.encoding, cols.a, cols.b, tuple(keys), repr(sorted(settings.options.items())))

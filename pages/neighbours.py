@@ -78,7 +78,7 @@ def search_embedded(queries: list[str], corpus: Corpus, k: int, keys: list[str],
         if job is None or not job.running:
             st.info(t("{keys}: {corpus} has {n} texts, above the exact-search limit; an approximate index (IVF, "
                       "recall@10 measured against exact search) is built once, saved beside the file and reused.",
-                      keys=", ".join(key for key, _ in todo), corpus=corpus.name, n=f"{len(corpus.texts):,}"))
+                      keys=", ".join(key for key, _ in todo), corpus=plain(corpus.name), n=f"{len(corpus.texts):,}"))
             if st.button(t("Build the search index"), key="nb_build_index", type="primary"):
                 message = t("Building the index of {key} ({i} of {n})…", key="{key}", i="{i}", n=len(todo))
                 start_job(name, lambda job: build_indexes(job, be, todo, options, message))
@@ -105,7 +105,7 @@ def notes_ui(notes: dict[str, str | None]) -> None:
         if note:
             by_note.setdefault(note, []).append(key)
     for note, keys in by_note.items():
-        st.caption("ℹ️ " + ", ".join(keys) + ": " + tw(note))
+        st.caption("ℹ️ " + ", ".join(keys) + ": " + plain(tw(note)))
 
 
 def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None) -> None:
@@ -116,12 +116,12 @@ def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: 
     if rows:
         text_table_ui(pd.DataFrame(rows))
     else:
-        st.info(t("No neighbours for this query: {reason}", reason=tw("; ".join(nb.warnings[q]) or t("no vector"))))
+        st.info(t("No neighbours for this query: {reason}", reason=plain(tw("; ".join(nb.warnings[q]) or t("no vector")))))
     if "pair_scorer" in state.backend().roles(nb.model):
         st.caption(t("Ranked by the cosine of its encoder vectors; rerank below for its real pair score."))
     warnings_ui(nb.warnings[q])
     if getattr(nb, "search", None) is not None:
-        st.caption("🔎 " + tw(nb.search.describe()))
+        st.caption("🔎 " + plain(tw(nb.search.describe())))
 
 
 def neighbours_ui() -> None:

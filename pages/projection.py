@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui import state
 from ui.charts import label_color_map, projection_scatter
+from ui.escape import plain
 from ui.frame import page_settings
 from ui.i18n import t, tw
 from ui.tables import cluster_names
@@ -137,7 +138,7 @@ def projection_ui() -> None:
                                      query or None, xy[len(texts)] if query else None, method.upper(), tr=t)
             st.plotly_chart(fig, key=f"proj_plot_{key}")
             if notes.get(key):
-                st.caption("ℹ️ " + tw(notes[key]))
+                st.caption("ℹ️ " + plain(tw(notes[key])))
             rows.append(pd.DataFrame({"model": used[key], "x": xy[: len(texts), 0], "y": xy[: len(texts), 1],
                                       "text": texts, "group": g}))
     if rows:

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from backend.jobs import BackgroundJob
+from ui.escape import plain
 from ui.i18n import t
 
 
@@ -46,7 +47,7 @@ def job_result_ui(name: str, signature: Any = None) -> Any:
         return None
     s = job.state()
     if s.status == "failed":
-        st.error(t("Failed: {error}", error=s.error))
+        st.error(t("Failed: {error}", error=plain(str(s.error))))
         return None
     if s.status == "cancelled":
         st.warning(t("Cancelled after {s} s.", s=f"{s.seconds:.0f}"))

@@ -131,7 +131,7 @@ def why_ui(a: list[str], b: list[str], results: Mapping[str, Any], settings: Set
                 try:
                     al = be.align(r.used[i], a[i], b[i])
                 except Exception as exc:
-                    st.caption(t("{key}: no alignment ({error})", key=r.used[i], error=exc))
+                    st.caption(t("{key}: no alignment ({error})", key=r.used[i], error=plain(str(exc))))
                     continue
                 if al and len(al["tokens_a"]) and len(al["tokens_b"]):
                     st.plotly_chart(alignment_heatmap(al["tokens_a"], al["tokens_b"], al["matrix"],

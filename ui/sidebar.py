@@ -16,6 +16,7 @@ import streamlit as st
 
 from backend.options import Option
 from ui import state
+from ui.escape import plain
 from ui.i18n import t
 from ui.theme import swatch
 
@@ -137,7 +138,7 @@ def sidebar_ui() -> Settings:
                                      "model, which scores far better than raw BERT would (see the Models page)."))
         options = options_ui(keys)
         for key, err in getattr(reg, "errors", {}).items():
-            st.error(t("Registry entry {key} is broken: {err}", key=key, err=err))
+            st.error(t("Registry entry {key} is broken: {err}", key=plain(key), err=plain(err)))
     settings = Settings(keys, options, labels)
     st.session_state["settings"] = settings
     return settings

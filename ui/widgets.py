@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from backend.io import (
 )
 from backend.verdicts import Verdict
 from ui import state
+from ui.escape import plain
 from ui.i18n import t, tw
 from ui.sidebar import Settings
 from ui.theme import swatch
@@ -35,24 +35,12 @@ ROLE_NAMES = {"encoder": "gives sentence vectors", "pair_scorer": "scores pairs 
 
 
 # ------------------------------------------------------------------------------------------------ text
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
-
-
-def plain(text: str, width: int | None = None) -> str:
-    """User text made safe for a Markdown label (expander titles, tabs, captions): no link, image or HTML can be
-    smuggled in through a shared URL. ``width`` cuts it with an ellipsis first."""
-    text = str(text)
-    if width is not None and len(text) > width:
-        text = text[: width - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-
-
 def short_error(message: str) -> str:
     """A model error without the "<key> could not be loaded:" preamble and with project paths made relative."""
     from backend.registry import PROJECT_ROOT
 
     msg = str(message).split(" could not be loaded: ", 1)[-1]
-    return msg.replace(str(PROJECT_ROOT) + os.sep, "")
+    return plain(msg.replace(str(PROJECT_ROOT) + os.sep, ""))
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -173,6 +161,9 @@ def text_table_ui(frame: pd.DataFrame, floats: int = 3) -> None:
     for c in shown.columns:
         if pd.api.types.is_float_dtype(shown[c]):
             shown[c] = shown[c].map(lambda v: t("n/a") if pd.isna(v) else f"{v:.{floats}f}")
+        else:  # st.table renders Markdown in its cells: user text must not become links or images
+            shown[c] = shown[c].map(lambda v: plain(v) if isinstance(v, str) else v)
+    shown.columns = [plain(c) for c in shown.columns]
     st.table(shown.style.hide(axis="index"))
 
 
@@ -312,9 +303,9 @@ def embedded_corpus_ui() -> Corpus | None:
         meta = read_embedding_metadata(path)
         texts, labels, label_name = _embedded_texts(str(path), path.stat().st_mtime_ns)
     except TableError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return None
-    st.caption(t("{name}: {n} texts, vectors of {models}", name=path.name, n=f"{len(texts):,}",
+    st.caption(t("{name}: {n} texts, vectors of {models}", name=plain(path.name), n=f"{len(texts):,}",
                  models=", ".join(m["name"] for m in meta["models"])))
     return Corpus(texts, labels, label_name, path.name, path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -42,24 +43,41 @@ def app(page: str | None = None, session: dict | None = None, **query: str | lis
     return at
 
 
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """An st.table's cells and headers as a reader sees them: st.table renders Markdown, so the backslash escapes
+    that keep user text from becoming links (ui.escape.plain) do not show."""
+    def unescape(v):
+        return _ESCAPED.sub(r"\1", v) if isinstance(v, str) else v
+
+    out = frame.map(unescape)
+    out.columns = [unescape(c) for c in frame.columns]
+    return out
+
+
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def _tables(at) -> list[pd.DataFrame]:
+    return [as_read(e.value) for e in at.table if isinstance(e.value, pd.DataFrame)] + \
+        [e.value for e in at.dataframe if isinstance(e.value, pd.DataFrame)]
+
+
 def table_with(at, column: str) -> pd.DataFrame:
-    """The first st.table or st.dataframe shown with ``column``."""
-    for el in [*at.table, *at.dataframe]:
-        value = el.value
-        if isinstance(value, pd.DataFrame) and column in value.columns:
+    """The first st.table or st.dataframe shown with ``column`` (an st.table as read: see :func:`as_read`)."""
+    for value in _tables(at):
+        if column in value.columns:
             return value
-    shown = [list(e.value.columns) for e in [*at.table, *at.dataframe] if isinstance(e.value, pd.DataFrame)]
-    raise AssertionError(f"no table with a {column!r} column; tables: {shown}")
+    raise AssertionError(f"no table with a {column!r} column; tables: {[list(v.columns) for v in _tables(at)]}")
 
 
 def tables_with(at, column: str) -> list[pd.DataFrame]:
     """Every st.table / st.dataframe shown with ``column``."""
-    return [e.value for e in [*at.table, *at.dataframe] if isinstance(e.value, pd.DataFrame) and column in e.value.columns]
+    return [v for v in _tables(at) if column in v.columns]
 
 
 def texts(elements) -> list[str]:
-    """The text values of a list of elements (captions, infos, errors...)."""
-    return [str(e.value) for e in elements]
+    """The text values of a list of elements (captions, infos, errors...), as read (Markdown escapes removed)."""
+    return [_ESCAPED.sub(r"\1", str(e.value)) for e in elements]
 
 
 __all__ = ["APP", "PAGES", "Path", "app", "table_with", "tables_with", "texts"]

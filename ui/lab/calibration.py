@@ -10,6 +10,7 @@ from backend.text import majority_language
 from backend.verdicts import calibration_verdict
 from ui import state
 from ui.charts import calibration_curve
+from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import glossary_ui
 from ui.widgets import Progress, download_ui, verdict_ui
@@ -25,7 +26,7 @@ def background_ui(key: str, name: str, options: dict, n_pairs: int, lang: str):
                                                            options or None, progress=bar)
             st.session_state["lab_bg_id"] = bg_id
         except RuntimeError as exc:
-            st.error(t("{key} failed: {error}", key=name, error=exc))
+            st.error(t("{key} failed: {error}", key=name, error=plain(str(exc))))
             return None
         finally:
             bar.done()
@@ -55,7 +56,7 @@ def calibration_tab(report: EvaluationReport | None, data: LabelledPairs) -> Non
     cal = res.calibrator
     verdict_ui([calibration_verdict(name, None if cal is None else cal.threshold_, bg)])
     for note in res.notes:
-        st.caption(f"ℹ️ {note}")
+        st.caption(f"ℹ️ {plain(note)}")
     if cal is not None:
         m1, m2, m3 = st.columns(3)
         m1.metric(t("Suggested threshold (P = 0.5)"), "–" if cal.threshold_ is None else f"{cal.threshold_:.3f}")

@@ -60,7 +60,7 @@ def lab_data_ui() -> tuple[LabelledPairs, str] | None:
     try:
         data = labelled_from_frame(table.frame, cols.a, cols.b, cols.label, parse_label_range(rng_text))
     except (TableError, ValueError) as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return None
     data.notes = table.notes + data.notes
     return data, f"{up.digest}:{cols.a}:{cols.b}:{cols.label}:{rng_text}"

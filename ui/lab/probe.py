@@ -10,6 +10,7 @@ from backend.probe import probe_model
 from backend.verdicts import probe_verdict
 from ui import state
 from ui.charts import layer_label, probe_heatmap
+from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import job_result_ui, start_job
 from ui.lab.metrics import size_ui
@@ -55,7 +56,7 @@ def probe_tab(data: LabelledPairs, data_id: str) -> None:
         return
     verdict_ui([probe_verdict(res)])
     for note in res.notes:
-        st.caption(f"ℹ️ {note}")
+        st.caption(f"ℹ️ {plain(note)}")
     frame = res.frame()
     st.plotly_chart(probe_heatmap(frame, res.model, res.n, res.whitened, tr=t), key="lab_probe_fig")
     st.metric("first_last_avg", "–" if res.first_last_avg is None else f"{res.first_last_avg:.2f}")

@@ -9,6 +9,7 @@ from backend.jobs import BackgroundJob
 from backend.retrieval import build_retrieval_task, recall_rerank
 from backend.verdicts import retrieval_verdict
 from ui import state
+from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import glossary_ui, job_result_ui, start_job
 from ui.sidebar import Settings
@@ -41,7 +42,7 @@ def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None
     try:
         task = build_retrieval_task(data, min_score)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     st.caption(task.notes[0])
     signature = (data_id, retriever, reranker, k, min_score, repr(sorted(settings.options.items())))
@@ -61,7 +62,7 @@ def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None
     if res is None:
         return
     if res.error:
-        st.error(res.error)
+        st.error(plain(str(res.error)))
     verdict_ui([retrieval_verdict(res, len(task.queries))])
     c1, c2 = st.columns(2)
     c1.metric(t("Recall ({key})", key=res.retriever), f"{res.recall_seconds:.2f} s")
@@ -71,7 +72,7 @@ def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None
         c: st.column_config.NumberColumn(format="%.3f") for c in ("before", "after", "change")})
     download_ui(table, "recall_rerank.csv", key="lab_ret_download")
     for note in res.notes[1:]:
-        st.caption(f"ℹ️ {note}")
+        st.caption(f"ℹ️ {plain(note)}")
     with st.expander(t("Per query")):
         per_query = res.per_query(task)
         text_table_ui(per_query.head(50))

@@ -19,6 +19,7 @@ from backend.w2v_training import (
 )
 from ui import state
 from ui.charts import training_curves
+from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import job_result_ui, start_job
 from ui.lab.train_esim import esim_train_ui
@@ -55,7 +56,7 @@ def w2v_train_ui() -> None:
             try:
                 texts = read_corpus(up.data, col, up.name)
             except TableError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
     c = st.columns(6)
     cfg = Word2VecConfig(
         vector_size=int(c[0].number_input(t("Dimensions"), 10, 600, 100, key="lab_w2v_dim")),

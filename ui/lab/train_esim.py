@@ -13,6 +13,7 @@ from backend.jobs import BackgroundJob
 from backend.registry import ModelSpec
 from ui import state
 from ui.charts import training_curves
+from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import job_result_ui, start_job
 from ui.lab.data import SHARED_DATA
@@ -52,7 +53,7 @@ def esim_train_ui() -> None:
             try:
                 train = state.read_upload(up.name, up.data).frame
             except TableError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
     c = st.columns(4)
     lang = c[0].selectbox(t("Language"), ["en", "zh"], index=["en", "zh"].index(lang_default), key="lab_esim_lang")
     epochs = int(c[1].number_input(t("Epochs (max)"), 1, 50, 10, key="lab_esim_epochs"))
