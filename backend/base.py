@@ -6,7 +6,7 @@
   and ``rank(query, documents)``, like sentence-transformers' ``CrossEncoder``.
 
 A family subclasses one role or both (ESIM is a pair scorer that also gives an "encoder vector"); pages ask the
-backend which roles a model has (:meth:`backend.service.Backend.roles`) instead of trying and failing.
+backend which roles a model has (:meth:`backend.serving.Backend.roles`) instead of trying and failing.
 
 Every call also reports per-text warnings (empty text, unknown words, truncation, a language the model was
 not trained on) through the ``*_detailed`` variants, so the dashboard and the command line can say *why* a
@@ -17,7 +17,7 @@ array **and** has a warning: callers turn it into ``None``/"no score", never int
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class SentenceModel:
     A family does not subclass this directly but one or both *roles*: :class:`Encoder` (texts -> vectors)
     and :class:`PairScorer` (pairs -> scores, reading both texts together). ESIM is both. The roles are types,
     so ``isinstance(model, PairScorer)`` is the whole test for "scores pairs natively"; the backend answers
-    :meth:`~backend.service.Backend.roles` from the family class without loading weights.
+    :meth:`~backend.serving.Backend.roles` from the family class without loading weights.
 
     Parameters
     ----------
@@ -116,7 +116,7 @@ class SentenceModel:
     #: True when ``score(a, b) == score(b, a)`` by construction (the contract tests check it).
     symmetric: bool = True
     #: True when merging concurrent requests into one forward pass pays (a network); False for a table lookup
-    #: such as word vectors, which would only pay the hand-over to the batching thread (backend/batching.py).
+    #: such as word vectors, which would only pay the hand-over to the batching thread (backend/serving/batching.py).
     batchable: bool = True
     #: False for families that always compute on the CPU: a Ray job then gives their actors no GPU.
     runs_on_gpu: bool = True
@@ -152,7 +152,7 @@ class SentenceModel:
     @property
     def config_id(self) -> str:
         """Stable id of everything that changes this model's output (key, source, options)."""
-        return self.spec.config_id
+        return self.spec.config_id_with(type(self).weights_digest(self.spec))
 
     @property
     def options(self) -> dict[str, Any]:
@@ -179,8 +179,15 @@ class SentenceModel:
         return cls.OPTIONS
 
     def info(self) -> dict[str, Any]:
-        """Facts for the model card: family, roles, source, dimension, parameters, device, dtype, ..."""
+        """Facts for the model card: family, roles, source, dimension, parameters, device, dtype, ...
+
+        A family adds its own (``out = super().info(); out.update(...)``): the card shows every pair, in this
+        order, translating the names it knows (:func:`fact_rows`). Values are JSON-able (the server sends them as
+        they are): strings, numbers, booleans, lists and flat dicts of those; None means "not known" and is
+        left off the card. The registry's ``facts`` table comes first, so a family's measured value wins.
+        """
         return {
+            **self.spec.facts,
             "key": self.key,
             "family": self.spec.family,
             "roles": sorted(self.roles),
@@ -192,6 +199,8 @@ class SentenceModel:
             "load_seconds": round(self.load_seconds, 2),
             "note": self.spec.note,
             "licence": self.spec.licence,
+            "research_only": self.spec.research_only,
+            "stands_in_for": self.spec.stands_in_for,
         }
 
     def with_options(self, **options: Any) -> SentenceModel:
@@ -227,6 +236,46 @@ class SentenceModel:
             return [f"mixed Chinese/English text; {self.key} was trained on {trained} only"]
         name = LANGUAGE_NAMES.get(lang) or (script_name(text).title() or "another script")
         return [f"text looks {name}; {self.key} was trained on {trained} only"]
+
+
+def fact_text(value: Any) -> str:
+    """One model-card value as a person reads it: ``True`` -> ``"yes"``, ``0.76941`` -> ``"0.7694"``, a list
+    joined by commas, a dict as ``name=value`` pairs; ``""`` for None or an empty value (the row is left off)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fact_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(fact_text(v) for v in value)
+    return str(value)
+
+
+def fact_rows(info: dict[str, Any], skip: Collection[str] = ()) -> list[tuple[str, str]]:
+    """Every fact of :meth:`SentenceModel.info` as ``(name, text)``, in the family's order: the model card's rows.
+
+    Parameters
+    ----------
+    info : dict
+        A model's facts (from the model itself or the server's ``/v1/info``).
+    skip : collection of str
+        Names the card shows elsewhere (its title, its warnings) or in a form of its own.
+
+    Returns
+    -------
+    list of (str, str)
+        The name with ``_`` as spaces (``"load_seconds"`` -> ``"load seconds"``: the catalogue key a
+        translation is looked up by) and :func:`fact_text` of the value; facts with no value are left out.
+    """
+    rows = []
+    for name, value in info.items():
+        text = "" if name in skip else fact_text(value)
+        if text:
+            rows.append((name.replace("_", " "), text))
+    return rows
 
 
 #: how warnings name a detected language.

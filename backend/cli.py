@@ -7,7 +7,7 @@ Commands (a stable contract that scripts rely on)
     ``{"<model>": {"score": float|null, "warnings": [...], "model": "<key that scored>"}}``.
 ``score IN OUT [--models ...] [--a-col sentence1 --b-col sentence2] [--resume] [--engine local|ray]``
     Writes the input rows plus ``score_<model>``, ``scored_by_<model>`` and ``warnings_<model>`` columns per
-    model (:mod:`backend.batch`), chunk by chunk with bounded memory, whatever the file size; progress (rows/s,
+    model (:mod:`backend.files.batch`), chunk by chunk with bounded memory, whatever the file size; progress (rows/s,
     time left) on stderr. IN: comma, tab, semicolon separated (UTF-8, UTF-8 with BOM, GBK) or Parquet; OUT:
     .csv, .tsv or .parquet. CSV text cells that start like a spreadsheet formula are escaped unless ``--raw``.
     ``--resume`` continues a killed run after its last finished chunk (``OUT.progress.json``). A bad row
@@ -18,11 +18,11 @@ Commands (a stable contract that scripts rely on)
 ``embed CORPUS OUT.parquet [--models sbert,bert] [--text-col text] [--resume] [--engine local|ray]``
     The corpus's texts and other columns plus ``vec_<model>`` (float32 unit vectors), ``valid_<model>`` and
     ``warnings_<model>``, with every model's configuration in the Parquet schema metadata
-    (:mod:`backend.embed`; read back with :func:`backend.embed.load_embedded_corpus`).
+    (:mod:`backend.files.embed`; read back with :func:`backend.files.embed.load_embedded_corpus`).
 ``models [--json]``
     The registry.
 ``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
-    Metrics against gold labels (see :mod:`backend.evaluation_cli`); ``--json`` prints
+    Metrics against gold labels (see :mod:`backend.lab.evaluation_cli`); ``--json`` prints
     ``{"<key>": {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped"}}``.
 ``probe FILE --model bert [--whiten] [--json]``
     Spearman for every BERT layer x pooling.
@@ -42,8 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.base import ENCODER
-from backend.batch import CHUNK_ROWS
-from backend.io import TableError
+from backend.files.batch import CHUNK_ROWS
+from backend.files.io import TableError
 from backend.options import OptionError
 from backend.registry import ModelRequest
 
@@ -111,7 +111,7 @@ FILE_JOB_CACHE = 0
 
 
 def _backend(args: argparse.Namespace, **kw):
-    from backend.service import Backend
+    from backend.serving import Backend
 
     return Backend(device=args.device, **kw)
 
@@ -153,7 +153,7 @@ run_pair.configure = _configure_pair
 # ------------------------------------------------------------------------------------------------ score
 @command("score", "add score_<model> columns to a CSV/TSV/Parquet file of sentence pairs, of any size")
 def run_score(args: argparse.Namespace) -> int:
-    from backend.batch import ResumeError, score_file
+    from backend.files.batch import ResumeError, score_file
 
     be = _backend(args, cache_size=FILE_JOB_CACHE)
     requests = resolve_models(be, args.models)  # a mistyped option fails before a big file is read
@@ -192,7 +192,7 @@ def _run_job(job, be, args: argparse.Namespace):
     bar, progress = progress_bar("row", args.quiet)
     try:
         if args.engine == "ray":
-            from backend.ray_engine import EngineError, run_on_ray
+            from backend.files.ray_engine import EngineError, run_on_ray
 
             try:
                 return run_on_ray(job, address=args.address, workers=args.workers, progress=progress,
@@ -240,9 +240,9 @@ run_score.configure = _configure_score
 # ------------------------------------------------------------------------------------------------ embed
 @command("embed", "write a corpus's sentence vectors (one column per model) to a Parquet file, of any size")
 def run_embed(args: argparse.Namespace) -> int:
-    from backend.batch import ResumeError
-    from backend.embed import embed_file
-    from backend.service import RoleError
+    from backend.files.batch import ResumeError
+    from backend.files.embed import embed_file
+    from backend.results import RoleError
 
     be = _backend(args, cache_size=FILE_JOB_CACHE)
     if args.models is None:  # the default encoders: the defaults that score pairs only give no vectors
@@ -273,7 +273,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def _configure_embed(p: argparse.ArgumentParser) -> None:
-    from backend.embed import EMBED_CHUNK_ROWS
+    from backend.files.embed import EMBED_CHUNK_ROWS
 
     p.add_argument("input", help="corpus: CSV/TSV/Parquet with a text column, or .txt with one text per line")
     p.add_argument("output", help="a .parquet file: texts, the corpus's other columns, vec_/valid_/warnings_<model>")
@@ -339,7 +339,7 @@ def _load_extensions() -> None:
     """Import modules that register more subcommands (evaluation lab), if present."""
     import importlib
 
-    for mod in ("backend.evaluation_cli", "backend.server", "backend.w2v_cli"):
+    for mod in ("backend.lab.evaluation_cli", "backend.server", "backend.w2v.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

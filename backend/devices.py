@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -23,6 +25,10 @@ def pick_device(requested: str | None = None) -> str:
         rather than failing: the dashboard must still open.
     """
     requested = (requested or os.environ.get("SIMDASH_DEVICE") or "auto").lower()
+    if requested == "cpu":
+        return "cpu"  # without importing torch (about a second): a CLI answered from the cache never needs it
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -42,6 +48,8 @@ def pick_dtype(device: str, requested: str | None = None) -> torch.dtype:
     Half precision halves memory traffic on a GPU; on a CPU it is slower than fp32 and loses accuracy,
     so we never use it there. Scores are always computed in fp32 from the pooled vectors.
     """
+    import torch
+
     requested = (requested or os.environ.get("SIMDASH_DTYPE") or "auto").lower()
     if requested in ("fp32", "float32"):
         return torch.float32
@@ -58,4 +66,6 @@ def pick_dtype(device: str, requested: str | None = None) -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.bfloat16`` -> ``"bf16"``."""
+    import torch
+
     return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))

@@ -14,6 +14,9 @@ reads that declaration:
 Run-time options (``runtime=True``) change how a loaded model turns text into numbers (BERT's layer and
 pooling, SIF weighting) and cost nothing to switch; load-time options (file format, token limit) take effect
 when the model is (re)loaded and are set in the registry.
+
+An option also carries its own Chinese title and help (``label_zh``, ``why_zh``), so a family's file holds
+everything the dashboard says about it; an option without them shows its English text in a Chinese interface.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class Option:
         True when a loaded model can switch it per request without reloading weights.
     label : str
         Short name for a widget (defaults to the name).
+    label_zh, why_zh : str
+        The title and the help in Chinese, shown when the interface is in Chinese; empty: the English shows.
+        Declared here rather than in the interface's catalogue so that a new family is one file.
     """
 
     name: str
@@ -62,11 +68,38 @@ class Option:
     high: float | None = None
     runtime: bool = False
     label: str = ""
+    # Last, so that positional constructions written before they existed keep their meaning.
+    label_zh: str = ""
+    why_zh: str = ""
 
     @property
     def title(self) -> str:
         """The widget label."""
         return self.label or self.name.replace("_", " ")
+
+    def title_in(self, lang: str) -> str:
+        """The widget label in ``lang`` (``"en"`` or ``"zh"``): the declared Chinese one, else the English."""
+        return self.label_zh if lang == "zh" and self.label_zh else self.title
+
+    def why_in(self, lang: str) -> str:
+        """The help text in ``lang``: the declared Chinese one, else the English."""
+        return self.why_zh if lang == "zh" and self.why_zh else self.why
+
+    def as_json(self) -> dict[str, Any]:
+        """This declaration as JSON-able data (the server's ``option_specs``); :meth:`from_json` reads it back."""
+        return {"name": self.name, "type": self.type.__name__, "default": self.default, "why": self.why,
+                "choices": list(self.choices) if self.choices is not None else None, "low": self.low,
+                "high": self.high, "runtime": self.runtime, "label": self.label, "label_zh": self.label_zh,
+                "why_zh": self.why_zh}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Option:
+        """The declaration :meth:`as_json` wrote (an unknown type name reads as ``str``; missing optional fields
+        take their defaults, so an older server's answer still reads)."""
+        return cls(data["name"], _TYPES.get(data.get("type", "str"), str), data.get("default"), data.get("why", ""),
+                   tuple(data["choices"]) if data.get("choices") is not None else None, data.get("low"),
+                   data.get("high"), bool(data.get("runtime")), data.get("label") or "",
+                   data.get("label_zh") or "", data.get("why_zh") or "")
 
     def with_range(self, low: float | None, high: float | None) -> Option:
         """A copy with another range (a loaded model's own bounds)."""
@@ -89,6 +122,9 @@ class Option:
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             raise OptionError(f"{where}option {self.name!r} must be within {_fmt(self.low)}..{_fmt(self.high)}, not {value!r}")
         return v
+
+
+_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def _fmt(x: float | None) -> str:

@@ -3,7 +3,11 @@
 The registry lives in ``models/registry.toml`` (one ``[models.<key>]`` table per model). A model's
 *family* names the Python file that implements it (``backend/families/<family>.py``); everything else
 (weights, language, layer, pooling, weighting) is configuration. Adding a model that reuses a family is one
-TOML table; adding a family is one new file plus one table.
+TOML table; adding a family is one new file plus one table (``docs/new-family.md`` walks through one).
+
+What the dashboard must warn about is a field, never a phrase to search for in prose: ``research_only`` (the
+licence forbids commercial use) and ``stands_in_for`` (what the model is often taken for but is not); further
+card facts go in a ``[models.<key>.facts]`` table.
 
 Sources
 -------
@@ -26,7 +30,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -65,6 +69,15 @@ class ModelSpec:
         sessions do not list them. Empty for registry-file models, which everyone sees.
     licence : str
         The weights' licence as a person needs to know it ("Apache-2.0", "research use only").
+    research_only : bool
+        The licence forbids commercial use: the model card says so beside the licence. A flag, not a word to
+        look for in ``licence``.
+    stands_in_for : str
+        What this model is often taken for but is not (``"raw BERT"`` for BERT-style pooling on the backbone of a
+        sentence-similarity model): the sidebar and the model card warn that it only stands in for it.
+    facts : Mapping
+        More facts for the model card, name -> value (a string, number or boolean), shown as they are; the
+        family's own facts (:meth:`backend.base.SentenceModel.info`) win over a registry fact of the same name.
     """
 
     key: str
@@ -78,6 +91,10 @@ class ModelSpec:
     default: bool = True
     owner: str = ""
     licence: str = ""
+    # After the older fields: specs built positionally (the HTTP client's) keep their meaning.
+    research_only: bool = False
+    stands_in_for: str = ""
+    facts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def with_options(self, **options: Any) -> ModelSpec:
         """A copy with some options replaced."""
@@ -91,8 +108,14 @@ class ModelSpec:
         A ``path:`` source's files are hashed too (once per file version), so retrained weights in the same folder
         get a new id and no cache serves the old model's vectors or scores for them.
         """
+        return self.config_id_with(weights_digest(self.source))
+
+    def config_id_with(self, digest: str) -> str:
+        """:attr:`config_id` with another fingerprint of the weights: a family whose weights live in several
+        places (a hybrid: both parts) gives its own (:meth:`backend.base.SentenceModel.weights_digest`), and
+        :attr:`backend.base.SentenceModel.config_id` and ``Backend.model_config`` use it. The registry itself
+        knows no family, so it cannot ask for it."""
         items = [self.key, self.family, self.source, dict(sorted(self.options.items()))]
-        digest = _family_digest(self)
         if digest:
             items.append(digest)
         blob = json.dumps(items, default=str)
@@ -118,6 +141,10 @@ class RegistryError(ValueError):
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
+#: the fields of a model table (a registry fact may not take one's name: the card would show two values).
+_FIELDS = frozenset(f.name for f in fields(ModelSpec))
+
+
 def _spec_from_table(key: str, entry: Any) -> ModelSpec:
     """One ``[models.<key>]`` table as a :class:`ModelSpec`; ValueError names a missing or unknown field."""
     if not KEY_PATTERN.fullmatch(key):
@@ -126,11 +153,23 @@ def _spec_from_table(key: str, entry: Any) -> ModelSpec:
     if not isinstance(entry, dict):
         raise ValueError(f"model {key!r} must be a table")
     entry = dict(entry)
-    for name in ("variants", "options"):
+    for name in ("variants", "options", "facts"):
         if not isinstance(entry.get(name, {}), dict):
             raise ValueError(f"model {key!r}: {name} must be a table, like {name} = {{ ... }}")
     if not all(isinstance(v, str) for v in entry.get("variants", {}).values()):
         raise ValueError(f"model {key!r}: each variant must name a model key, like variants = {{ zh = \"w2v-zh\" }}")
+    # Flags are checked, not coerced: research_only = "no" would otherwise read as true.
+    if not isinstance(entry.get("research_only", False), bool):
+        raise ValueError(f"model {key!r}: research_only must be true or false, not {entry['research_only']!r}")
+    if not isinstance(entry.get("stands_in_for", ""), str):
+        raise ValueError(f"model {key!r}: stands_in_for must be a string, like stands_in_for = \"raw BERT\"")
+    facts = entry.get("facts", {})
+    bad = sorted(n for n, v in facts.items() if not isinstance(v, str | int | float | bool))
+    if bad:
+        raise ValueError(f"model {key!r}: facts {bad} must each be a string, a number or true/false")
+    clash = sorted(set(facts) & _FIELDS)
+    if clash:
+        raise ValueError(f"model {key!r}: facts {clash} are fields of the table itself; set them there")
     try:
         spec = ModelSpec(
             key=key,
@@ -143,6 +182,9 @@ def _spec_from_table(key: str, entry: Any) -> ModelSpec:
             default=bool(entry.pop("default", True)),
             options=MappingProxyType(dict(entry.pop("options", {}))),
             licence=str(entry.pop("licence", "")),
+            research_only=entry.pop("research_only", False),
+            stands_in_for=" ".join(entry.pop("stands_in_for", "").split()),
+            facts=MappingProxyType(dict(entry.pop("facts", {}))),
         )
     except KeyError as exc:
         raise ValueError(f"model {key!r} lacks required field {exc}") from None
@@ -201,17 +243,6 @@ _DIGESTS: dict[tuple, str] = {}
 #: a ``path:`` source bigger than this is fingerprinted by file names, sizes and times instead of contents.
 DIGEST_MAX_FILES = 2_000
 DIGEST_MAX_BYTES = 4 << 30
-
-
-def _family_digest(spec: ModelSpec) -> str:
-    """The family's fingerprint of its weight files (``SentenceModel.weights_digest``); the plain source digest
-    when the family cannot be imported (its error is reported when the model loads)."""
-    try:
-        from backend.families import family_class
-
-        return family_class(spec.family).weights_digest(spec)
-    except Exception:  # a broken family must not break the id; loading it reports why
-        return weights_digest(spec.source)
 
 
 def weights_digest(source: str) -> str:
@@ -383,7 +414,7 @@ class Registry:
         """Parse ``--models w2v,bert:layer=-1:pooling=cls`` (None or "" = the defaults).
 
         Option values are parsed here (JSON where possible) and checked against the family's declaration by
-        :meth:`backend.service.Backend.check_request`.
+        :meth:`backend.serving.Backend.check_request`.
 
         Raises
         ------

@@ -60,7 +60,7 @@ def main() -> None:
 
     import torch
 
-    from backend.service import Backend
+    from backend.serving import Backend
 
     texts, what = load_texts(args.n)
     be = Backend(device=args.device)

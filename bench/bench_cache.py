@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 def child(n: int, model: str) -> None:
     """One process: load the model, embed ``n`` sentences, print the timings as JSON."""
-    from backend.service import Backend
+    from backend.serving import Backend
     from bench.bench_backend import load_texts
 
     texts, _ = load_texts(n)

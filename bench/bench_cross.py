@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backend.families import build_model
-from backend.io import load_demo_corpus
+from backend.files.io import load_demo_corpus
 from backend.registry import Registry
 
 

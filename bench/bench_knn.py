@@ -57,7 +57,7 @@ def latency_ms(idx, q: np.ndarray, threads: int | None) -> float:
 
 
 def recall(idx, x: np.ndarray, q: np.ndarray) -> float:
-    from backend.index import _exact_topk
+    from backend.files.index import _exact_topk
 
     _, truth = _exact_topk(x, q, 10)
     _, got = idx.search(q, 10)
@@ -65,7 +65,7 @@ def recall(idx, x: np.ndarray, q: np.ndarray) -> float:
 
 
 def measure(kind: str, n: int, q: np.ndarray) -> dict:
-    from backend.index import VectorIndex
+    from backend.files.index import VectorIndex
 
     x = structured(n)
     t = time.perf_counter()

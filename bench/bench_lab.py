@@ -39,9 +39,9 @@ os.environ["SIMDASH_CACHE"] = "memory"
 
 
 def command_line(keys: list[str], reranker: str) -> tuple[float, float]:
-    from backend.evaluation import evaluate, load_labelled_pairs
-    from backend.retrieval import build_retrieval_task, recall_rerank
-    from backend.service import Backend
+    from backend.lab.evaluation import evaluate, load_labelled_pairs
+    from backend.lab.retrieval import build_retrieval_task, recall_rerank
+    from backend.serving import Backend
 
     be = Backend()
     for k in {*keys, reranker}:

@@ -70,10 +70,10 @@ def run_local(src: Path, out: Path, models: str, chunk_rows: int) -> dict:
 
 def run_ray(src: Path, out: Path, models: str, workers: int, chunk_rows: int) -> dict:
     """One job on the running local Ray: wall time, and the time to the first finished chunk (start-up)."""
-    from backend.batch import score_file
     from backend.cli import resolve_models
-    from backend.ray_engine import run_on_ray
-    from backend.service import Backend
+    from backend.files.batch import score_file
+    from backend.files.ray_engine import run_on_ray
+    from backend.serving import Backend
 
     be = Backend(device="cpu", cache_size=0)
     marks: list[tuple[float, int]] = []
@@ -120,7 +120,7 @@ def main() -> None:
         report["local"]["marginal_rows_per_s"] = marginal(report["local"], report["local_small"])
         print(f"local, {n:,} rows:", report["local"], flush=True)
     if not args.no_ray:
-        from backend.ray_engine import connect
+        from backend.files.ray_engine import connect
 
         connect(None, num_cpus=3)
         for w in (1, 2):

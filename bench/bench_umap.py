@@ -4,7 +4,7 @@
     python bench/bench_umap.py --full   # 10,000 full fit, 100,000 sample + transform, cached call
 
 Points are 384-d unit vectors with structure (300 topics in a 48-d latent space mapped to 384-d, plus noise; see
-bench_knn.py) and go through :meth:`backend.service.Backend.project_detailed` with an embedded corpus, as the
+bench_knn.py) and go through :meth:`backend.serving.Backend.project_detailed` with an embedded corpus, as the
 Projection page does. UMAP compiles numba code on its first fit in a process, and pynndescent's on the first fit
 above 4,096 points (a minute or more here); a long-lived dashboard pays that once, so it is measured apart
 ("warm-up") and the timings after it are what a page waits for. Targets (2-core CPU): 10,000 <= 30 s; 100,000 <= 120 s; cached instant.
@@ -40,8 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     from sklearn.manifold import trustworthiness
 
-    from backend.embed import EmbeddedCorpus
-    from backend.service import Backend, fit_2d
+    from backend.files.embed import EmbeddedCorpus
+    from backend.lab.projection import fit_2d
+    from backend.serving import Backend
 
     big_n = 100_000 if args.full else 30_000
     be = Backend(device="cpu")

@@ -76,7 +76,7 @@ def main() -> int:
     import torch
 
     from backend.registry import ModelSpec, Registry
-    from backend.service import Backend
+    from backend.serving import Backend
 
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (this is not a failure)")

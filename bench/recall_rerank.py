@@ -6,7 +6,7 @@ Run from the repo root::
     python bench/recall_rerank.py FILE --k 50 --retrievers sbert,w2v --rerankers cross
     python bench/recall_rerank.py ../shared/data/stsb-zh/dev.tsv --retrievers sbert-zh,w2v-zh --rerankers esim-zh,cross-zh
 
-Builds a retrieval task from labelled pairs (``backend.retrieval.build_retrieval_task``: each first sentence of a
+Builds a retrieval task from labelled pairs (``backend.lab.retrieval.build_retrieval_task``: each first sentence of a
 pair scored >= 4 of 5 is a query, its second sentence the relevant item, all distinct second sentences the
 corpus), retrieves the top ``k`` with each bi-encoder, reranks them with each pair scorer (ESIM, the
 cross-encoder), and prints recall@k, MRR@10 and
@@ -37,9 +37,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from backend.evaluation import load_labelled_pairs
-    from backend.retrieval import build_retrieval_task, recall_rerank
-    from backend.service import Backend
+    from backend.lab.evaluation import load_labelled_pairs
+    from backend.lab.retrieval import build_retrieval_task, recall_rerank
+    from backend.serving import Backend
 
     be = Backend()
     task = build_retrieval_task(load_labelled_pairs(args.file))

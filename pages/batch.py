@@ -6,11 +6,11 @@ import time
 
 import streamlit as st
 
-from backend.batch import score_frame
-from backend.evaluation import label_metrics
-from backend.io import to_csv_bytes
-from backend.presets import example_pairs_frame
-from backend.verdicts import Verdict, label_metrics_verdicts
+from backend.files.batch import score_frame
+from backend.files.io import to_csv_bytes
+from backend.lab.evaluation import label_metrics
+from backend.lab.presets import example_pairs_frame
+from backend.lab.verdicts import Verdict, label_metrics_verdicts
 from ui import state
 from ui.charts import metric_bars
 from ui.escape import plain

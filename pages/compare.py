@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.verdicts import pairs_verdict
+from backend.lab.verdicts import pairs_verdict
 from ui import state
 from ui.charts import score_bars
 from ui.frame import page_settings

@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from backend.retrieval import candidate_union, overlap_matrix, topk_sets
-from backend.verdicts import overlap_verdict
+from backend.lab.retrieval import candidate_union, overlap_matrix, topk_sets
+from backend.lab.verdicts import overlap_verdict
 from ui import state
 from ui.charts import overlap_heatmap
 from ui.frame import page_settings

@@ -13,7 +13,7 @@ import pytest
 # Tests never reach a model hub: every default model is installed from PyPI or committed in models/.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# The persistent vector cache (backend/cache.py) of a test run starts empty and is its own: a test never reads
+# The persistent vector cache (backend/serving/cache.py) of a test run starts empty and is its own: a test never reads
 # vectors that an earlier run, the dashboard or the CLI left in ~/.cache/simdash.
 os.environ["SIMDASH_CACHE_DIR"] = tempfile.mkdtemp(prefix="simdash-test-cache-")
 
@@ -24,7 +24,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def backend():
     """The real default Backend on the CPU (GPU code paths are exercised by bench/gpu_check.py)."""
-    from backend.service import Backend
+    from backend.serving import Backend
 
     return Backend(device="cpu")
 

@@ -1,5 +1,5 @@
 """Stand-in model families for tests: real :class:`~backend.base.Encoder` / :class:`~backend.base.PairScorer`
-subclasses whose numbers are chosen by the test, run through a real :class:`~backend.service.Backend`.
+subclasses whose numbers are chosen by the test, run through a real :class:`~backend.serving.Backend`.
 
 Only ``_encode`` / ``_score_pairs`` are faked; cleaning, empty text, warnings, caching, language routing and
 chunking are the project's own code, so a test that passes here exercises what users run.
@@ -15,7 +15,7 @@ from backend.base import Encoder, Encoding, PairScorer, PairScores
 from backend.families import register_family
 from backend.options import Option
 from backend.registry import ModelSpec, Registry
-from backend.service import Backend
+from backend.serving import Backend
 
 #: per-key behaviour for the fake families: set by :func:`fake_backend`.
 TEXT_VECTORS: dict[str, Callable[[str], np.ndarray]] = {}

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from backend.cli import main
-from backend.stream import Manifest, _checksum
+from backend.files.stream import Manifest, _checksum
 
 PAIRS = "sentence1,sentence2,id\n" + "".join(f"a cat number {i},a dog number {i},{i}\n" for i in range(30))
 
@@ -46,9 +46,9 @@ def registry(tmp: Path, text: str | bytes) -> Path:
 
 def unfinished(tmp: Path) -> Path:
     """A score run of 30 rows stopped after its first chunk of 10: in.csv, out.csv.partial, out.csv.progress.json."""
-    from backend.batch import score_file
+    from backend.files.batch import score_file
     from backend.jobs import StopRequested
-    from backend.service import Backend
+    from backend.serving import Backend
 
     src = pairs(tmp)
     be = Backend(device="cpu")
@@ -323,7 +323,7 @@ def test_hostile_cli_case(case: Case, tmp_path, capsys, monkeypatch):
         monkeypatch.setenv(k, v)
     capsys.readouterr()
     if case.name == "a full disk mid-run":
-        from backend import stream
+        from backend.files import stream
 
         real = stream.ChunkWriter.write_bytes
         calls = [0]

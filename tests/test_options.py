@@ -58,3 +58,28 @@ def test_every_family_declares_its_options_with_a_reason():
         for opt in family_class(family).OPTIONS:
             assert opt.why and opt.why[0].isupper() and opt.why.endswith("."), (family, opt.name)
             assert opt.check(opt.default) == opt.default, (family, opt.name)
+
+
+def test_an_option_carries_its_own_chinese_title_and_help():
+    opt = Option("ngram", int, 3, "Characters per n-gram.", low=1, high=5, runtime=True, label="n-gram",
+                 label_zh="n 元长度", why_zh="每个 n 元组的字符数。")
+    assert (opt.title_in("zh"), opt.why_in("zh")) == ("n 元长度", "每个 n 元组的字符数。")
+    assert (opt.title_in("en"), opt.why_in("en")) == ("n-gram", "Characters per n-gram.")
+    # declared without Chinese: the English shows in a Chinese interface, nothing fails
+    bare = Option("sif_a", float, 1e-3, "SIF's a.", runtime=True)
+    assert (bare.title_in("zh"), bare.why_in("zh")) == ("sif a", "SIF's a.")
+
+
+def test_option_json_round_trip_keeps_every_field():
+    for opt in (*SPECS, Option("n", int, 3, "How many.", low=1, high=5, runtime=True, label="count",
+                               label_zh="数量", why_zh="多少个。")):
+        assert Option.from_json(opt.as_json()) == opt
+    # an older server's answer (no Chinese fields) still reads
+    old = {k: v for k, v in SPECS[0].as_json().items() if k not in ("label_zh", "why_zh")}
+    assert Option.from_json(old) == SPECS[0]
+
+
+def test_positional_construction_is_unchanged():
+    """The HTTP client builds options positionally up to ``label``; new fields come after it."""
+    opt = Option("layer", int, -2, "which layer", None, -7, 6, True, "layer")
+    assert (opt.low, opt.high, opt.runtime, opt.label, opt.label_zh, opt.why_zh) == (-7, 6, True, "layer", "", "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.presets import PRESETS
+from backend.lab.presets import PRESETS
 
 pytestmark = pytest.mark.slow
 

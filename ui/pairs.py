@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from backend.presets import PRESETS, as_frame
+from backend.lab.presets import PRESETS, as_frame
 from ui import state
 from ui.charts import alignment_heatmap
 from ui.i18n import lang, t, tw

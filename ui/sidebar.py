@@ -2,7 +2,7 @@
 
 Option widgets are drawn from the families' declarations (``Backend.option_specs``; see
 :mod:`backend.options`): one group per family of the chosen models, one widget per run-time option, with the
-option's own help text. A value applies to every chosen model of that family. Every control is bound to a URL
+option's own title and help text (in Chinese where the option declares it). A value applies to every chosen model of that family. Every control is bound to a URL
 query parameter (``models``, ``bert.layer``, ``w2v.weighting``, ...), so a copied link reproduces what a person was
 looking at; a value equal to its default is left out of the URL.
 """
@@ -17,7 +17,7 @@ import streamlit as st
 from backend.options import Option
 from ui import state
 from ui.escape import plain
-from ui.i18n import t
+from ui.i18n import option_texts, t
 from ui.theme import swatch
 
 
@@ -51,7 +51,7 @@ def _merged(specs: list[tuple[Option, ...]], name: str) -> Option:
 def option_widget(family: str, opt: Option, default: Any) -> Any:
     """The widget for one declared option (bound to ``?<family>.<name>=``); returns its value."""
     key = f"{family}.{opt.name}"
-    label, help_ = t(opt.title), t(opt.why)
+    label, help_ = option_texts(opt)
     # No format_func on URL-bound widgets: the URL would hold the formatted text instead of the value.
     if opt.type is bool:
         return st.toggle(label, value=bool(default), key=key, bind="query-params", help=help_)
@@ -133,9 +133,9 @@ def sidebar_ui() -> Settings:
         keys = [k for k in keys_all if k in chosen]
         for k in keys:
             st.markdown(swatch(k, f"<b>{k}</b> {_html(labels[k])}"), unsafe_allow_html=True)
-            if "not raw bert" in reg[k].note.lower():
-                st.caption("⚠️ " + t("Not raw BERT: bert-as-service pooling on the backbone of a sentence-similarity "
-                                     "model, which scores far better than raw BERT would (see the Models page)."))
+            if reg[k].stands_in_for:
+                st.caption("⚠️ " + t("Not {what}: a stand-in for it, which scores differently (its card on the Models "
+                                     "page says what it is).", what=t(reg[k].stands_in_for)))
         options = options_ui(keys)
         for key, err in getattr(reg, "errors", {}).items():
             st.error(t("Registry entry {key} is broken: {err}", key=plain(key), err=plain(err)))
@@ -165,7 +165,7 @@ def hardware_ui(keys: list[str]) -> None:
             except Exception:
                 continue
     precision = ", ".join(f"{k} {v}" for k, v in dtypes.items()) if dtypes else t("shown once the models are loaded")
-    where = getattr(be, "url", None)
+    where = be.url
     with st.sidebar:
         st.subheader(t("Hardware"))
         st.caption(t("Device {device} · precision: {precision}", device=be.device, precision=precision)

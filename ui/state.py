@@ -1,9 +1,10 @@
 """The one place the dashboard reaches the backend, and what a browser session keeps.
 
 ``backend()`` is a ``st.cache_resource``: one backend shared by every session and page of the server process,
-either the embedded :class:`~backend.service.Backend` (models in this process, loaded lazily and warmed in a
+either the embedded :class:`~backend.serving.Backend` (models in this process, loaded lazily and warmed in a
 background thread) or, with ``SIMDASH_BACKEND_URL`` set, a client of a backend server
-(:mod:`backend.client`, same methods). Pages call only its public methods.
+(:mod:`backend.serving.client`). Both implement :class:`~backend.serving.protocol.BackendProtocol`, and pages call
+only what it declares.
 
 Caching rule (Streamlit's): a cached function may not touch an element created outside it. So nothing here that
 reports progress is wrapped in ``st.cache_data``: repeated work is answered by the backend's own caches
@@ -19,13 +20,13 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from backend.io import load_demo_corpus
+from backend.files.io import load_demo_corpus
+from backend.serving.protocol import BackendProtocol
 
 _LOG = logging.getLogger(__name__)
 #: a session not seen for this long has ended (Streamlit has no end-of-session hook): its trained models and
@@ -33,7 +34,7 @@ _LOG = logging.getLogger(__name__)
 SESSION_TTL_S = 2 * 3600
 
 
-def _warm(be: Any, keys: Sequence[str]) -> None:
+def _warm(be: BackendProtocol, keys: Sequence[str]) -> None:
     """Load ``keys`` and compile UMAP in the background; failures are recorded by the Backend, not raised."""
     for key in keys:
         try:
@@ -42,7 +43,7 @@ def _warm(be: Any, keys: Sequence[str]) -> None:
             _LOG.info("warm-up: %s", exc)
     try:
         # umap's numba functions compile on the first fit (seconds): do it before anyone opens Projection.
-        from backend.service import reduce_2d
+        from backend.lab.projection import reduce_2d
 
         reduce_2d(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32), "umap", 0)
     except Exception as exc:
@@ -50,18 +51,19 @@ def _warm(be: Any, keys: Sequence[str]) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def backend() -> Any:
-    """The process-wide backend (created once, shared by all sessions).
+def backend() -> BackendProtocol:
+    """The process-wide backend (created once, shared by all sessions): either implementation of
+    :class:`~backend.serving.protocol.BackendProtocol`.
 
     ``SIMDASH_BACKEND_URL=http://host:8000`` makes it a client of ``python -m backend serve`` there; otherwise the
     models run in this process and a daemon thread loads the defaults (``SIMDASH_WARM=0`` turns that off).
     """
     url = os.environ.get("SIMDASH_BACKEND_URL", "").strip()
     if url:
-        from backend.client import RemoteBackend
+        from backend.serving.client import RemoteBackend
 
         return RemoteBackend(url, api_key=os.environ.get("SIMDASH_API_KEY") or None)
-    from backend.service import Backend
+    from backend.serving import Backend
 
     be = Backend()
     if os.environ.get("SIMDASH_WARM", "1") != "0":
@@ -94,8 +96,7 @@ def session_id() -> str:
             del seen[s]
     be = backend()
     for s in gone:
-        if hasattr(be, "remove_owner"):
-            be.remove_owner(s)
+        be.remove_owner(s)  # a remote backend has none to remove and says so with []
     return sid
 
 
@@ -111,10 +112,10 @@ def demo_corpus() -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def read_upload(name: str, data: bytes, encoding: str | None = None):
-    """:func:`backend.io.read_table` of uploaded bytes (the name tells a .txt file apart); cached per file."""
+    """:func:`backend.files.io.read_table` of uploaded bytes (the name tells a .txt file apart); cached per file."""
     import io
 
-    from backend.io import read_table
+    from backend.files.io import read_table
 
     buf = io.BytesIO(data)
     buf.name = name

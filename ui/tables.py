@@ -200,7 +200,7 @@ def empty_cells(frame: pd.DataFrame, a_col: str, b_col: str) -> int:
 
 
 def nearest_words_frame(pairs: Sequence[tuple[str, float]]) -> pd.DataFrame:
-    """``word, cosine`` rows from :func:`backend.w2v_training.nearest_words`."""
+    """``word, cosine`` rows from :func:`backend.w2v.train.nearest_words`."""
     return pd.DataFrame(list(pairs), columns=["word", "cosine"])
 
 

@@ -1,14 +1,24 @@
-"""One colour per model, shared by every page, chart and card.
+"""One colour per model, shared by every page, chart and card, and no two models with the same one.
 
 The palette is Okabe & Ito's colour-blind-safe set (Color Universal Design, 2008): mid-tone hues that stay
-readable on both the light and the dark Streamlit theme. A model the palette does not name (a registry
-entry added later) gets a stable colour from the spare hues, picked by a hash of its key so it does not
-change between runs or pages.
+readable on both the light and the dark Streamlit theme. The shipped models keep the colours listed in
+:data:`MODEL_COLORS`; every other key takes the next unused spare hue in registry order (:func:`assign_colors`),
+so a new model never shares a colour with another (a hash of the key, as before, put two of seven spares' worth
+of keys on one colour as soon as there were two). Beyond the spares, hues are generated deterministically.
+
+:func:`model_color` assigns over the registry file's order (``$SIMDASH_REGISTRY`` or ``models/registry.toml``),
+then over keys outside it (a model trained in the browser, a request name) in the order this process first
+draws them: the same within a run, on every page.
 """
 
 from __future__ import annotations
 
-import zlib
+import colorsys
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 
 #: registry key -> colour.
 MODEL_COLORS: dict[str, str] = {
@@ -28,8 +38,8 @@ MODEL_COLORS: dict[str, str] = {
     "hybrid-zh": "#004A75",
 }
 
-#: hues for models not listed above (Okabe-Ito remainder, then Tableau's extras); none of them a listed model's,
-#: so a new model never takes another's colour.
+#: hues for models not listed above, taken in registry order (Okabe-Ito remainder, then Tableau's extras); none of
+#: them a listed model's, so a new model never takes another's colour.
 SPARE_COLORS: tuple[str, ...] = ("#F0E442", "#999999", "#8C564B", "#17BECF", "#BCBD22", "#9467BD", "#E377C2")
 
 #: categorical colours for corpus labels and clusters in the projection plots (kept apart from the
@@ -45,11 +55,92 @@ LABEL_COLORS: tuple[str, ...] = (
 QUERY_COLOR = "#FFD400"
 
 
+def generated_color(i: int) -> str:
+    """The ``i``-th hue beyond the palette: golden-angle steps round the colour wheel (each new hue lands in the
+    widest gap left), at a lightness that changes every seven hues so that near hues of later rounds still differ."""
+    hue = (0.11 + i * 0.618033988749895) % 1.0
+    lightness = (0.45, 0.62, 0.33)[(i // 7) % 3]
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.70)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
+
+def assign_colors(keys: Sequence[str]) -> dict[str, str]:
+    """A distinct colour for each of ``keys``, in their order.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Model keys in registry order (a repeated key keeps its first colour).
+
+    Returns
+    -------
+    dict
+        Key -> ``"#RRGGBB"``: :data:`MODEL_COLORS` for the shipped keys; for the others, in order, the next
+        :data:`SPARE_COLORS` entry no earlier key took, then :func:`generated_color` hues, skipping any already
+        given. No two keys get the same colour, however many there are.
+    """
+    out: dict[str, str] = {}
+    used = set(MODEL_COLORS.values())
+    spares = iter(SPARE_COLORS)
+    generated = 0
+    for key in keys:
+        if key in out:
+            continue
+        if key in MODEL_COLORS:
+            out[key] = MODEL_COLORS[key]
+            continue
+        colour = next((c for c in spares if c not in used), None)
+        while colour is None or colour in used:
+            colour, generated = generated_color(generated), generated + 1
+        out[key] = colour
+        used.add(colour)
+    return out
+
+
+def registry_order() -> list[str]:
+    """The keys of the registry file the backend reads (``$SIMDASH_REGISTRY`` or ``models/registry.toml``), in
+    file order; re-read when the file changes. Empty when it cannot be read (the sidebar says why)."""
+    from backend.registry import DEFAULT_REGISTRY
+
+    path = Path(os.environ.get("SIMDASH_REGISTRY") or DEFAULT_REGISTRY)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return []
+    return list(_registry_keys(str(path), stamp))
+
+
+@lru_cache(maxsize=8)
+def _registry_keys(path: str, stamp: int) -> tuple[str, ...]:
+    from backend.registry import Registry
+
+    try:
+        return tuple(Registry.load(path).keys())
+    except (OSError, ValueError):  # a broken file: its models have no colour to keep
+        return ()
+
+
+#: keys outside the registry file, in the order this process first drew them.
+_OTHERS: list[str] = []
+_OTHERS_LOCK = threading.Lock()  # Streamlit runs sessions as threads
+
+
+@lru_cache(maxsize=32)
+def _assignment(order: tuple[str, ...]) -> dict[str, str]:
+    return assign_colors(order)
+
+
 def model_color(key: str) -> str:
-    """The colour of model ``key`` (stable for keys outside :data:`MODEL_COLORS`)."""
+    """The colour of model ``key``: its place in :func:`assign_colors` over the registry order, then the keys
+    outside the registry in the order they were first drawn (so the same everywhere within a run)."""
     if key in MODEL_COLORS:
         return MODEL_COLORS[key]
-    return SPARE_COLORS[zlib.crc32(key.encode()) % len(SPARE_COLORS)]
+    order = registry_order()
+    with _OTHERS_LOCK:
+        if key not in order and key not in _OTHERS:
+            _OTHERS.append(key)
+        others = [k for k in _OTHERS if k not in order]
+    return _assignment(tuple(order + others))[key]
 
 
 def model_pattern(key: str) -> str:

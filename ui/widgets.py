@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend.io import (
+from backend.files.io import (
     ENCODING_CHOICES,
     Table,
     TableError,
@@ -24,7 +24,7 @@ from backend.io import (
     guess_text_columns,
     to_csv_bytes,
 )
-from backend.verdicts import Verdict
+from backend.lab.verdicts import Verdict
 from ui import state
 from ui.escape import plain
 from ui.i18n import t, tw
@@ -132,7 +132,7 @@ class Progress:
 # ---------------------------------------------------------------------------------------------- output
 def download_ui(frame: pd.DataFrame, file_name: str, key: str, label: str | None = None,
                 data: bytes | None = None) -> None:
-    """A CSV download of ``frame`` (formula cells escaped by :func:`backend.io.to_csv_bytes`); no rerun on click."""
+    """A CSV download of ``frame`` (formula cells escaped by :func:`backend.files.io.to_csv_bytes`); no rerun on click."""
     st.download_button(
         "⬇ " + (label or t("Download CSV")), data=data if data is not None else to_csv_bytes(frame),
         file_name=file_name, mime="text/csv", key=key, on_click="ignore",
@@ -283,14 +283,14 @@ class Corpus:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _embedded_texts(path: str, mtime_ns: int):
     """One shared reader per file version (the texts stay in Arrow, read on demand)."""
-    from backend.embed import read_corpus_texts
+    from backend.files.embed import read_corpus_texts
 
     return read_corpus_texts(path)
 
 
 def embedded_corpus_ui() -> Corpus | None:
     """Pick an embedded corpus among the files in the corpora folder (never a typed path)."""
-    from backend.embed import corpora_dir, list_embedded_corpora, read_embedding_metadata
+    from backend.files.embed import corpora_dir, list_embedded_corpora, read_embedding_metadata
 
     files = list_embedded_corpora()
     if not files:

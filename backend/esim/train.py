@@ -34,7 +34,7 @@ from backend.esim.model import (
     predict_ids,
     save_checkpoint,
 )
-from backend.io import LABEL_NAMES, TableError, read_table, resolve_pair_columns
+from backend.files.io import LABEL_NAMES, TableError, read_table, resolve_pair_columns
 from backend.text import EN_WORD
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -73,7 +73,7 @@ class PairData:
 
 
 def _read_frame(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """A DataFrame from a path (through ``backend.io.read_table``, like every other reader) or as is."""
+    """A DataFrame from a path (through ``backend.files.io.read_table``, like every other reader) or as is."""
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)

@@ -47,7 +47,7 @@ RUNTIME_OPTION = Option(
 
 def onnx_root() -> Path:
     """Where exports are kept: ``<SIMDASH_CACHE_DIR or ~/.cache/simdash>/onnx``."""
-    from backend.cache import default_dir
+    from backend.paths import default_dir
 
     return default_dir() / "onnx"
 

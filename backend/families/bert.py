@@ -81,10 +81,14 @@ class BertPoolingModel(Encoder):
     OPTIONS = (
         Option("layer", int, -2, "Which hidden state becomes the sentence vector: -1 is the last layer, -2 the "
                "penultimate (bert-as-service's default), the lowest value the embedding output.",
-               low=-(MAX_LAYERS + 1), high=MAX_LAYERS, runtime=True),
+               low=-(MAX_LAYERS + 1), high=MAX_LAYERS, runtime=True, label_zh="层",
+               why_zh="用哪个隐藏状态作为句向量：-1 为最后一层，-2 为倒数第二层（bert-as-service 的默认值），"
+               "最小值为嵌入层输出。"),
         Option("pooling", str, "mean", "How token vectors become one sentence vector: mean and max over the real "
                "tokens, cls takes the [CLS] token, first_last_avg averages the first and last layers' means "
-               "(it ignores the layer).", choices=POOLINGS, runtime=True),
+               "(it ignores the layer).", choices=POOLINGS, runtime=True, label_zh="池化",
+               why_zh="token 向量如何合成一个句向量：mean 和 max 在真实 token 上取平均和最大值，cls 取 [CLS] token，"
+               "first_last_avg 对第一层和最后一层的平均向量再取平均（忽略所选的层）。"),
         Option("max_tokens", int, 256, "Word pieces read per text, [CLS] and [SEP] included; longer texts are "
                "truncated, with a warning.", low=8, high=8192),
         Option("layers", int, 6, "The model's depth as the registry declares it, so the layer choices are right "

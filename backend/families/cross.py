@@ -39,7 +39,9 @@ class CrossEncoderModel(PairScorer):
     OPTIONS = (
         Option("symmetric", bool, True, "Average the scores of (a, b) and (b, a): a cross-encoder reads its input in "
                "order, so the two can differ a little; averaging makes the score symmetric at twice the cost.",
-               runtime=True, label="both orders"),
+               runtime=True, label="both orders", label_zh="两个顺序",
+               why_zh="对 (a, b) 和 (b, a) 两个顺序的分数取平均：交叉编码器按顺序读输入，两个顺序的分数可能略有不同；"
+               "取平均使分数对称，但耗时加倍。"),
         Option("max_tokens", int, 0, "Word pieces read per pair, [CLS] and both [SEP]s included (0 = the "
                "checkpoint's own limit); a longer pair is cut, longer side first, with a warning.", low=0, high=512),
         RUNTIME_OPTION,

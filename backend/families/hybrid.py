@@ -36,7 +36,9 @@ class HybridModel(PairScorer):
     OPTIONS = (
         RUNTIME_OPTION,
         Option("symmetric", bool, True, "Let the cross-encoder read both orders and average (a cosine is "
-               "symmetric already); off halves the cross-encoder's cost.", runtime=True, label="both orders"),
+               "symmetric already); off halves the cross-encoder's cost.", runtime=True, label="both orders",
+               label_zh="两个顺序", why_zh="让交叉编码器读 (a, b) 和 (b, a) 两个顺序并取平均（余弦本身就是对称的）；"
+               "关闭可让交叉编码器的耗时减半。"),
     )
     default_batch_size = 32
 

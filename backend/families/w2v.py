@@ -139,12 +139,15 @@ class WordVectorModel(Encoder):
                "word2vec (text), word2vec-binary, glove (text, no header), fasttext (.bin), gensim (KeyedVectors).",
                choices=("kumo", "npy", "word2vec", "word2vec-binary", "glove", "fasttext", "gensim")),
         Option("weighting", str, "sif", "SIF down-weights frequent words by a / (a + p(w)) (Arora et al. 2017); mean "
-               "is the plain average of the word vectors.", choices=("sif", "mean"), runtime=True),
+               "is the plain average of the word vectors.", choices=("sif", "mean"), runtime=True, label_zh="加权方式",
+               why_zh="SIF 用 a / (a + p(w)) 降低高频词的权重（Arora et al. 2017）；mean 是词向量的简单平均。"),
         Option("sif_a", float, 1e-3, "SIF's a: smaller values down-weight frequent words more; 1e-3 is the paper's "
-               "choice for frequencies from a large corpus.", low=1e-6, high=1.0, runtime=True, label="SIF a"),
+               "choice for frequencies from a large corpus.", low=1e-6, high=1.0, runtime=True, label="SIF a",
+               label_zh="SIF 参数 a", why_zh="SIF 的 a：值越小，高频词的权重降得越多；1e-3 是论文在大语料词频下采用的取值。"),
         Option("remove_pc", bool, True, "Subtract the common direction of all sentence vectors (SIF's second step), "
                "fitted once on a reference corpus and stored in pc_file.", runtime=True,
-               label="remove the common component"),
+               label="remove the common component", label_zh="去除公共成分",
+               why_zh="减去所有句向量的公共方向（SIF 的第二步），该方向在参考语料上拟合一次，保存在 pc_file 中。"),
         Option("pc_file", str, "", "A .npy file with the component(s) to remove, relative to the project root."),
         Option("chinese", str, "word", "How Chinese text is split: jieba words, or single characters.",
                choices=("word", "char")),
@@ -153,7 +156,8 @@ class WordVectorModel(Encoder):
                choices=("wordfreq", "jieba")),
         Option("oov", str, "skip", "A word without a vector: skip it, or (chars) read a Chinese word as the mean of "
                "its characters' vectors; either way the warning names it.", choices=("skip", "chars"), runtime=True,
-               label="unknown words"),
+               label="unknown words", label_zh="未登录词",
+               why_zh="没有向量的词：跳过（skip），或（chars）把中文词读作其各个字向量的平均；两种方式下警告都会列出这个词。"),
         Option("split_contractions", bool, False, "Split don't into do n't, for vectors trained on Penn-Treebank "
                "tokens (GloVe)."),
     )

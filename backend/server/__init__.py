@@ -5,7 +5,7 @@
 * :mod:`backend.server.metrics` — Prometheus metrics at ``/metrics``;
 * :mod:`backend.server.protocol` — uvicorn's HTTP protocol with a timeout on request headers.
 
-The Python client with the :class:`~backend.service.Backend` interface is :mod:`backend.client`; docs/server.md
+The Python client with the :class:`~backend.serving.Backend` interface is :mod:`backend.serving.client`; docs/server.md
 has every route with a curl example. This module only registers the ``serve`` command: FastAPI and uvicorn are
 imported when the server starts, so the rest of the CLI works without them.
 """
@@ -36,7 +36,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         print(f"error: {exc.name} is not installed; run `pip install -r requirements.txt`", file=sys.stderr)
         return 2
-    from backend.service import Backend
+    from backend.serving import Backend
 
     preload = tuple(k.strip() for k in (args.models or "").split(",") if k.strip())
     settings = ServerSettings.from_env(api_key=args.api_key, max_texts=args.max_texts, max_chars=args.max_chars,

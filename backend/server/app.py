@@ -1,8 +1,8 @@
-"""The HTTP API around one :class:`~backend.service.Backend` (FastAPI).
+"""The HTTP API around one :class:`~backend.serving.Backend` (FastAPI).
 
 :func:`create_app` builds the app; ``python -m backend serve`` runs it with uvicorn. Handlers are plain
 functions that FastAPI runs in a thread pool, so concurrent requests reach the backend as threads, where
-dynamic batching (backend/batching.py) merges them into shared forward passes.
+dynamic batching (backend/serving/batching.py) merges them into shared forward passes.
 
 What a client can rely on:
 
@@ -48,9 +48,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend.base import ENCODER, PAIR_SCORER
 from backend.options import Option, OptionError, parse_model_arg
 from backend.registry import ModelRequest
+from backend.results import ModelLoadError, RoleError
 from backend.server import schemas as S
 from backend.server.metrics import Metrics
-from backend.service import Backend, ModelLoadError, RoleError
+from backend.serving import Backend
 from backend.text import clean_text
 
 log = logging.getLogger("backend.server")
@@ -731,8 +732,73 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         check_texts(req.texts, "texts", "/v1/project")
         key, opts = resolve(req.model, req.options)
         require_role(key, ENCODER)
-        xy = run(be.project, key, req.texts, req.method, req.seed, req.n_neighbors, req.min_dist, opts)
-        return {"model": key, "coords": [_float_or_none(r) for r in xy]}
+        proj = run(be.project_detailed, key, req.texts, req.method, req.seed, req.n_neighbors, req.min_dist, opts,
+                   fit_limit=req.fit_limit, fit_sample=req.fit_sample)
+        return {"model": key, "coords": [_float_or_none(r) for r in proj.coords], "info": asdict(proj.info)}
+
+    @app.post("/v1/config", response_model=S.ConfigResponse, tags=["models"],
+              summary="A model's configuration and its config_id (loads no weights)")
+    @admitted(lambda req: [req.model])
+    def config(req: S.ConfigRequest) -> dict[str, Any]:
+        # No load: the id is computed from the registry entry and a fingerprint of the weight files, so a client
+        # can check vectors it holds (an embedded corpus) before anything is loaded.
+        try:
+            key, opts = parse_model_arg(req.model)
+        except OptionError as exc:
+            raise ApiError(422, "invalid_option", str(exc), "model") from None
+        if key not in be.registry:
+            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
+                           "model")
+        return run(be.model_config, key, {**opts, **(req.options or {})}).as_dict()
+
+    @app.post("/v1/align", response_model=S.AlignResponse, tags=["scores"],
+              summary="A pair scorer's word alignment of two texts (ESIM's attention), for a heatmap")
+    @admitted(lambda req: [req.model])
+    def align(req: S.AlignRequest) -> dict[str, Any]:
+        check_texts([req.a, req.b], "a", "/v1/align")
+        key, opts = resolve(req.model, None)
+        if opts:
+            raise ApiError(422, "invalid_option", "an alignment takes no options: it is the registered model's; "
+                           f"send the plain key {key!r}", "model")
+        al = run(be.align, key, req.a, req.b)
+        if al is None:
+            return {"model": key, "alignment": None}
+        return {"model": key, "alignment": {
+            "tokens_a": list(al["tokens_a"]), "tokens_b": list(al["tokens_b"]),
+            "matrix": [_float_or_none(r) for r in np.asarray(al["matrix"], dtype=np.float64).reshape(
+                len(al["tokens_a"]), len(al["tokens_b"]))],
+            "score": None if al.get("score") is None else _float_or_none([al["score"]])[0],
+            "warnings": list(al.get("warnings", []))}}
+
+    @app.post("/v1/probe", response_model=S.ProbeResponse, tags=["scores"],
+              summary="BERT layer probe: Spearman for every hidden layer x pooling on labelled pairs")
+    @admitted(lambda req: [req.model])
+    def probe(req: S.ProbeRequest) -> dict[str, Any]:
+        from backend.lab.evaluation import LabelledPairs
+
+        if not len(req.a) == len(req.b) == len(req.labels):
+            raise ApiError(422, "invalid_request", f"a, b and labels must have the same length ({len(req.a)}, "
+                           f"{len(req.b)}, {len(req.labels)})", "labels")
+        check_texts([*req.a, *req.b], "a", "/v1/probe")
+        key, opts = resolve(req.model, None)
+        if opts:
+            raise ApiError(422, "invalid_option", "the probe takes no options: it reads every layer with every "
+                           f"pooling; send the plain key {key!r}", "model")
+        labels = np.array([np.nan if v is None else v for v in req.labels], dtype=np.float64)
+        finite = labels[np.isfinite(labels)]
+        lo_hi = req.label_range or ((float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
+        data = LabelledPairs(list(req.a), list(req.b), labels, req.kind, (float(lo_hi[0]), float(lo_hi[1])))
+        res = run(be.probe, key, data, whiten=req.whiten, whiten_dim=req.whiten_dim)
+        # Full precision, not ProbeResult.as_json's rounding: the client's numbers equal the in-process probe's.
+        return {"model": res.model, "layers": res.layers, "poolings": list(res.poolings),
+                "spearman": [_float_or_none(r) for r in res.spearman],
+                "first_last_avg": None if res.first_last_avg is None else float(res.first_last_avg),
+                "whitened": res.whitened, "n": res.n, "skipped": res.skipped, "notes": list(res.notes)}
+
+    @app.get("/v1/cache", response_model=dict[str, Any], tags=["service"],
+             summary="Entries and hit counts of the server's vector caches (memory and persistent)")
+    def cache() -> dict[str, Any]:
+        return be.cache_info()
 
     return app
 

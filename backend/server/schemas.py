@@ -222,12 +222,105 @@ class ProjectRequest(Strict):
                              "global structure.")
     min_dist: float = Field(0.1, ge=0.0, le=1.0, description="UMAP's minimum distance between points in the map.")
     options: dict[str, Any] | None = OPTIONS_FIELD
+    fit_limit: int | None = Field(None, ge=3, description="Above this many points UMAP is fitted on a seeded sample "
+                                  "of `fit_sample` and places the rest with `transform` (default 20,000).")
+    fit_sample: int | None = Field(None, ge=3, description="The size of that sample (default 10,000).")
+
+
+class ProjectionInfoBody(BaseModel):
+    """What the projection did (``backend.lab.projection.ProjectionInfo``)."""
+
+    method: Literal["umap", "pca"] = Field(description="The method used: UMAP falls back to PCA on tiny inputs.")
+    n: int = Field(description="Points placed (texts with a vector).")
+    fitted_on: int = Field(description="Points the map was fitted on (`n` unless sampled).")
+    seed: int
+    seconds: float = Field(description="Time on the server.")
+    cached: bool = Field(description="Served from the server's cache.")
+    without_vector: int = Field(description="Texts left out (their coordinates are null).")
+    note: str = Field(description="Why the method differs from the one asked for, if it does.")
 
 
 class ProjectResponse(BaseModel):
     model: str
     coords: list[list[float | None]] = Field(description="Per text `[x, y]`; `[null, null]` for texts without a "
                                              "vector.")
+    info: ProjectionInfoBody
+
+
+# ------------------------------------------------------------------------------------------ /v1/config
+class ConfigRequest(Strict):
+    """A model's configuration, computed without loading its weights."""
+
+    model: str = MODEL_FIELD
+    options: dict[str, Any] | None = OPTIONS_FIELD
+
+
+class ConfigResponse(BaseModel):
+    """Everything that makes a model's numbers what they are (``backend.results.ModelConfig``): vectors stored
+    with another `config_id` were made by another configuration and are not comparable."""
+
+    key: str = Field(description="The registry key.")
+    family: str
+    source: str = Field(description="Where the weights come from (`package:...`, `path:...`).")
+    config_id: str = Field(description="Equal ids, equal vectors: a hash of the weights' source and every option.")
+    options: dict[str, Any] = Field(description="Every option's value, defaults included.")
+
+
+# ------------------------------------------------------------------------------------------- /v1/align
+class AlignRequest(Strict):
+    """A pair scorer's word alignment of two texts (ESIM's soft attention), for a heatmap."""
+
+    model: str = Field(description="A registry key (no options: the alignment is the registered model's).",
+                       examples=["esim"])
+    a: str = Field(description="First text (its tokens are the matrix's rows).", examples=["A man plays guitar."])
+    b: str = Field(description="Second text (the columns).", examples=["Someone is playing a guitar."])
+
+
+class Alignment(BaseModel):
+    tokens_a: list[str] = Field(description="Tokens of `a` after cleaning and truncation.")
+    tokens_b: list[str]
+    matrix: list[list[float | None]] = Field(description="len(tokens_a) x len(tokens_b): row i is token i of `a`'s "
+                                             "attention over `b` (sums to 1); empty when a text has no tokens.")
+    score: float | None = Field(description="The model's score of the pair; null when undefined.")
+    warnings: list[str]
+
+
+class AlignResponse(BaseModel):
+    model: str
+    alignment: Alignment | None = Field(description="Null when the model has no alignment to show (an encoder, a "
+                                        "cross-encoder): the client's `align` returns None then.")
+
+
+# ------------------------------------------------------------------------------------------- /v1/probe
+class ProbeRequest(Strict):
+    """The BERT layer probe: Spearman x 100 of the cosine for every hidden layer x pooling on labelled pairs."""
+
+    model: str = Field(description="A BERT-family registry key (family `bert`).", examples=["bert"])
+    a: list[str] = Field(min_length=2, description="First texts of the pairs.",
+                         examples=[["A man plays guitar.", "A cat sleeps.", "Two dogs run."]])
+    b: list[str] = Field(min_length=2, description="Second texts, aligned with `a`.",
+                         examples=[["Someone plays a guitar.", "A dog barks.", "Dogs are running."]])
+    labels: list[float | None] = Field(min_length=2, description="Gold label per pair; null: no label (left out).",
+                                       examples=[[4.8, 0.4, 3.9]])
+    kind: Literal["graded", "binary"] = Field("graded", description="Graded scores, or binary 0/1 labels.")
+    label_range: tuple[float, float] | None = Field(None, description="`[lo, hi]` of the labels (default: their "
+                                                    "minimum and maximum).")
+    whiten: bool = Field(False, description="Whiten each layer x pooling, fitted on these sentences themselves "
+                         "(optimistic: it sees the test sentences, not their labels).")
+    whiten_dim: int | None = Field(None, ge=1, description="Keep this many whitened dimensions (default: all).")
+
+
+class ProbeResponse(BaseModel):
+    model: str
+    layers: list[int] = Field(description="Hidden-state indices: 0 is the embedding output, then one per layer.")
+    poolings: list[str]
+    spearman: list[list[float | None]] = Field(description="`spearman[i][j]`: layer `layers[i]` with pooling "
+                                               "`poolings[j]`, Spearman x 100; null where undefined.")
+    first_last_avg: float | None = Field(description="The mean of the first and last layers' masked means.")
+    whitened: bool
+    n: int = Field(description="Pairs used.")
+    skipped: int = Field(description="Pairs left out (an empty text or no label).")
+    notes: list[str]
 
 
 # ------------------------------------------------------------------------------------------- /v1/check

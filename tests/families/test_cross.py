@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.service import RoleError
+from backend.results import RoleError
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from backend.families._onnx import RUNTIMES, onnx_root, use_onnx
 from backend.options import OptionError
 from backend.registry import Registry
-from backend.service import Backend
+from backend.serving import Backend
 
 TEXTS = ["An old clockmaker is fixing a brass pendulum.", "The cat sleeps on the mat.", "Rain.", "",
          "Stock markets fell sharply on Monday after the central bank raised interest rates again."]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uvicorn
 
-import backend.service
+import backend.serving
 from backend.cli import main
 from backend.server import is_loopback
 from backend.server.protocol import HeaderTimeoutH11
@@ -19,7 +19,7 @@ def started(monkeypatch):
     """Calls to ``uvicorn.run`` (recorded, not run), with no API key in the environment and a fake backend."""
     calls: list[tuple[tuple, dict]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
-    monkeypatch.setattr(backend.service, "Backend", lambda device=None: fake_backend({"enc": lambda t: np.ones(8)}))
+    monkeypatch.setattr(backend.serving, "Backend", lambda device=None: fake_backend({"enc": lambda t: np.ones(8)}))
     for var in ("SIMDASH_API_KEY", "SIMDASH_HEADER_TIMEOUT_S"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # serve sets it; restored after the test

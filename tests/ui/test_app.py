@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.presets import PRESETS
+from backend.lab.presets import PRESETS
 from backend.registry import Registry
 from tests.ui.conftest import PAGES, app, table_with, tables_with, texts
 

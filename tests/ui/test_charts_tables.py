@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backend.lab.retrieval import overlap_matrix
 from backend.registry import Registry
-from backend.retrieval import overlap_matrix
-from backend.service import ModelResult, Neighbours
+from backend.results import ModelResult, Neighbours
 from ui import charts, tables, theme
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def test_neighbours_frame_candidate_union_and_rerank():
     f = tables.neighbours_frame(["q"], corpus, ["l0", "l1", "l2", "l3"], res)
     assert len(f) == 4 and set(f["model"]) == {"w2v", "sbert"}
     assert f.loc[(f.model == "sbert") & (f["rank"] == 1), "text"].item() == "c2"
-    from backend.retrieval import candidate_union
+    from backend.lab.retrieval import candidate_union
 
     cands = candidate_union(res, 0)
     assert cands == [0, 2, 1]  # best ranks first, no duplicates
@@ -246,7 +246,7 @@ def test_score_distributions_boxes_per_model_and_numeric_label_order():
 
 
 def test_roc_pr_lines_per_model_and_chance():
-    from backend.evaluation import roc_pr_curves
+    from backend.lab.evaluation import roc_pr_curves
 
     y = np.array([0, 0, 1, 1, 0, 1], dtype=float)
     curve = roc_pr_curves(np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), y, "binary", (0.0, 1.0))

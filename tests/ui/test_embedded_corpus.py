@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import pytest
 
-from backend.embed import embed_file
-from backend.io import load_demo_corpus
+from backend.files.embed import embed_file
+from backend.files.io import load_demo_corpus
 from tests.ui.conftest import app, tables_with, texts
 
 
@@ -48,9 +48,9 @@ def test_neighbours_of_an_embedded_corpus_come_from_its_stored_vectors(corpora):
 
 
 def test_an_approximate_index_is_built_in_the_background_then_searched(corpora, monkeypatch):
-    import backend.index
+    import backend.files.index
 
-    monkeypatch.setattr(backend.index, "EXACT_LIMIT", 1_000)  # the demo corpus counts as large
+    monkeypatch.setattr(backend.files.index, "EXACT_LIMIT", 1_000)  # the demo corpus counts as large
     at = _embedded("neighbours", nb_queries="I cannot log in to my account", nb_k="3")
     assert not tables_with_text(at) and at.button(key="nb_build_index")
     at.button(key="nb_build_index").click().run()

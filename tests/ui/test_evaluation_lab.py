@@ -1,7 +1,7 @@
 """The Evaluation lab page renders, evaluates an uploaded labelled file and trains word2vec (Streamlit AppTest).
 
 A small registry of two word-vector models over a generated vocabulary keeps the page fast: no large
-weights are loaded. The numbers the page shows are compared with :func:`backend.evaluation.evaluate`.
+weights are loaded. The numbers the page shows are compared with :func:`backend.lab.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def lab(**query):
 
 
 def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
-    from backend.evaluation import evaluate, load_labelled_pairs
+    from backend.lab.evaluation import evaluate, load_labelled_pairs
     from backend.registry import ModelRequest
-    from backend.service import Backend
+    from backend.serving import Backend
 
     at = lab()
     assert [t.label for t in at.tabs] == ["Metrics", "Calibration", "Layer probe", "Disagreements", "Recall → rerank",

@@ -1,8 +1,12 @@
 """Every string a person reads has a Chinese translation, and pages never pass bare text to Streamlit.
 
 The strings are found in the code itself: every ``t("...")``/``tr("...")`` literal in ``app.py``, ``pages/`` and ``ui/``,
-every verdict template, every family option's title and help text, the glossary, and the English-only presets'
-descriptions. A new string without a translation fails here, naming it.
+every verdict template, the glossary, the model card's fact names, and the English-only presets' descriptions. A new
+string without a translation fails here, naming it.
+
+Option titles and help texts are not in the catalogue: each option declares its Chinese (``Option.label_zh``,
+``why_zh``). The shipped families (those ``models/registry.toml`` names) must declare it for every run-time option;
+a family outside that set shows English where it declares none, and nothing here fails for it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import re
 
 import pytest
 
+from backend.options import Option
+from backend.registry import DEFAULT_REGISTRY, Registry
 from tests.conftest import REPO
 
 UI_FILES = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "ui").rglob("*.py"))]
@@ -39,24 +45,29 @@ def _literals(call_name: str) -> set[str]:
 
 def interface_strings() -> set[str]:
     """Every English string the interface can show."""
-    from backend.families import family_class
-    from backend.presets import PRESETS
-    from backend.registry import Registry
-    from backend.verdicts import TEMPLATES
+    from backend.lab.presets import PRESETS
+    from backend.lab.verdicts import TEMPLATES
     from ui.lab.common import GLOSSARY
     from ui.lab.probe import WHY_MINUS_TWO
 
     out = _literals("t") | _literals("tr") | set(TEMPLATES.values()) | set(GLOSSARY.values()) | {WHY_MINUS_TWO}
-    for family in sorted({s.family for s in Registry.load()}):
-        for opt in family_class(family).OPTIONS:
-            if opt.runtime:
-                out |= {opt.title, opt.why}
     out |= {p.description for p in PRESETS.values() if not p.description_zh}
     from ui.tables import model_facts
 
     out |= {name for name, _ in model_facts({"family": "x", "layer": 1, "weighting": "sif", "vocabulary": 1,
                                              "score": "x", "dev_spearman": 0.5})}
+    # What the shipped registry says the card and sidebar show as words: a model's stand-in warning names it.
+    out |= {s.stands_in_for for s in Registry.load(DEFAULT_REGISTRY) if s.stands_in_for}
     return out
+
+
+def shipped_runtime_options() -> list[tuple[str, Option]]:
+    """``(family, option)`` for every run-time option of the families the shipped registry uses (not
+    ``$SIMDASH_REGISTRY``'s: a family of one's own is not held to the shipped set's translations)."""
+    from backend.families import family_class
+
+    families = sorted({s.family for s in Registry.load(DEFAULT_REGISTRY)})
+    return [(f, o) for f in families for o in family_class(f).OPTIONS if o.runtime]
 
 
 def test_every_interface_string_has_a_chinese_translation():
@@ -64,6 +75,38 @@ def test_every_interface_string_has_a_chinese_translation():
 
     missing = sorted(s for s in interface_strings() if s not in ZH and not ALLOWED.match(s))
     assert not missing, f"{len(missing)} strings lack a translation in ui/locale_zh.py:\n" + "\n".join(missing)
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_shipped_families_declare_chinese_for_their_runtime_options():
+    options = shipped_runtime_options()
+    # not vacuous: the sidebar's widgets of the shipped set are among them
+    assert {"bert.layer", "bert.pooling", "w2v.weighting", "w2v.sif_a", "w2v.remove_pc", "w2v.oov",
+            "cross.symmetric", "hybrid.symmetric"} <= {f"{f}.{o.name}" for f, o in options}
+    missing = [f"{f}.{o.name}" for f, o in options if not (_CJK.search(o.label_zh) and _CJK.search(o.why_zh))]
+    assert not missing, f"run-time options without a Chinese label_zh and why_zh: {missing}"
+
+
+def test_option_texts_live_in_their_declaration_not_in_the_catalogue():
+    """One place per text: a help text kept in both would let the two drift apart."""
+    from ui.locale_zh import ZH
+
+    doubled = [f"{f}.{o.name}" for f, o in shipped_runtime_options() if o.why in ZH]
+    assert not doubled, f"option help texts still in ui/locale_zh.py: {doubled}"
+
+
+def test_option_texts_follow_the_interface_language(monkeypatch):
+    from ui import i18n
+
+    declared = Option("n", int, 3, "How many.", runtime=True, label="count", label_zh="数量", why_zh="多少个。")
+    bare = Option("n", int, 3, "How many.", runtime=True)  # a family of one's own that declares no Chinese
+    monkeypatch.setattr(i18n, "lang", lambda: "zh")
+    assert i18n.option_texts(declared) == ("数量", "多少个。")
+    assert i18n.option_texts(bare) == ("n", "How many.")
+    monkeypatch.setattr(i18n, "lang", lambda: "en")
+    assert i18n.option_texts(declared) == ("count", "How many.")
 
 
 def test_translations_keep_their_placeholders():

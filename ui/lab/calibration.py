@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.calibration import background_scores, calibrate, demo_corpus_texts, score_span
-from backend.evaluation import EvaluationReport, LabelledPairs
+from backend.lab.calibration import background_scores, calibrate, demo_corpus_texts, score_span
+from backend.lab.evaluation import EvaluationReport, LabelledPairs
+from backend.lab.verdicts import calibration_verdict
 from backend.text import majority_language
-from backend.verdicts import calibration_verdict
 from ui import state
 from ui.charts import calibration_curve
 from ui.escape import plain

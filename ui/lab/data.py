@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from backend.evaluation import (
+from backend.files.io import TableError
+from backend.lab.evaluation import (
     LabelledPairs,
     demo_labelled_pairs,
     labelled_from_frame,
@@ -13,7 +14,6 @@ from backend.evaluation import (
     load_labelled_pairs,
     parse_label_range,
 )
-from backend.io import TableError
 from backend.registry import PROJECT_ROOT
 from ui.i18n import t
 from ui.widgets import pair_columns_ui, plain, table_ui, upload_ui

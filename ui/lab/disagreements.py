@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.evaluation import EvaluationReport, disagreements
-from backend.verdicts import disagreement_verdict
+from backend.lab.evaluation import EvaluationReport, disagreements
+from backend.lab.verdicts import disagreement_verdict
 from ui.i18n import t
 from ui.widgets import download_ui, text_table_ui, verdict_ui
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.evaluation import EvaluationReport, LabelledPairs, evaluate, paper_table, roc_pr_curves
 from backend.jobs import BackgroundJob
+from backend.lab.evaluation import EvaluationReport, LabelledPairs, evaluate, paper_table, roc_pr_curves
+from backend.lab.verdicts import metrics_verdicts
 from backend.registry import ModelRequest
-from backend.verdicts import metrics_verdicts
 from ui import state
 from ui.charts import roc_pr, score_distributions, score_vs_gold
 from ui.i18n import t

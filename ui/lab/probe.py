@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.evaluation import LabelledPairs
 from backend.jobs import BackgroundJob
-from backend.probe import probe_model
-from backend.verdicts import probe_verdict
+from backend.lab.evaluation import LabelledPairs
+from backend.lab.verdicts import probe_verdict
 from ui import state
 from ui.charts import layer_label, probe_heatmap
 from ui.escape import plain
@@ -47,8 +46,8 @@ def probe_tab(data: LabelledPairs, data_id: str) -> None:
         msg = t("{d} / {n} sentences")
 
         def fn(job: BackgroundJob):
-            return probe_model(be, key, sub, whiten=whiten,
-                               progress=lambda d, n: job.report(d / max(n, 1), msg.format(d=f"{d:,}", n=f"{n:,}")))
+            return be.probe(key, sub, whiten=whiten,
+                            progress=lambda d, n: job.report(d / max(n, 1), msg.format(d=f"{d:,}", n=f"{n:,}")))
 
         start_job("probe", fn, signature)
     res = job_result_ui("probe", signature)

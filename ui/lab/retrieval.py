@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.evaluation import LabelledPairs
 from backend.jobs import BackgroundJob
-from backend.retrieval import build_retrieval_task, recall_rerank
-from backend.verdicts import retrieval_verdict
+from backend.lab.evaluation import LabelledPairs
+from backend.lab.retrieval import build_retrieval_task, recall_rerank
+from backend.lab.verdicts import retrieval_verdict
 from ui import state
 from ui.escape import plain
 from ui.i18n import t

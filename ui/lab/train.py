@@ -7,9 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from backend.calibration import demo_corpus_texts
-from backend.io import TableError
-from backend.w2v_training import (
+from backend.files.io import TableError
+from backend.lab.calibration import demo_corpus_texts
+from backend.serving.protocol import SESSION_MODELS
+from backend.w2v.train import (
     Word2VecConfig,
     nearest_words,
     read_corpus,
@@ -95,7 +96,7 @@ def w2v_train_ui() -> None:
 
 def train_tab() -> None:
     """Both trainers (they need the models in this process: not with a remote backend)."""
-    if not hasattr(state.backend(), "add_session_model"):
+    if SESSION_MODELS not in state.backend().capabilities:
         st.info(t("Training in the browser needs the models in this process; the dashboard is using a backend server."))
         return
     st.subheader(t("word2vec on your corpus"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.io import TableError
+from backend.files.io import TableError
 from backend.jobs import BackgroundJob
 from backend.registry import ModelSpec
 from ui import state
