@@ -20,7 +20,9 @@ Commands (a stable contract that scripts rely on)
     ``warnings_<model>``, with every model's configuration in the Parquet schema metadata
     (:mod:`backend.files.embed`; read back with :func:`backend.files.embed.load_embedded_corpus`).
 ``models [--json]``
-    The registry.
+    The registry; ``--json`` prints one object per model with its roles, language, variants, licence flags and
+    its family's declared ``options`` (name, type, default, range or choices, why, run-time or not, Chinese title),
+    the registry's own values under ``registry_options``.
 ``evaluate FILE [--models ...] [--a-col ... --b-col ... --label-col ...] [--json]``
     Metrics against gold labels (see :mod:`backend.lab.evaluation_cli`); ``--json`` prints
     ``{"<key>": {"n", "spearman", "pearson", "auc", "best_f1", "threshold", "skipped"}}``.
@@ -289,24 +291,29 @@ run_embed.configure = _configure_embed
 # ----------------------------------------------------------------------------------------------- models
 @command("models", "list the registered models")
 def run_models(args: argparse.Namespace) -> int:
+    from backend.families import family_class
     from backend.registry import Registry
 
     reg = Registry.load()
-    from backend.families import family_class
 
-    def roles(family: str) -> list[str]:
+    def declared(spec) -> tuple[list[str], list[dict], str | None]:
+        """Roles and declared options (type, default, range or choices, why, Chinese title) from the family."""
         try:
-            return sorted(family_class(family).roles_of())
-        except ValueError:
-            return []
+            cls = family_class(spec.family)
+            return sorted(cls.roles_of()), [o.as_json() for o in cls.declared_options(spec)], None
+        except Exception as exc:  # a broken family: its row says why, the other rows are whole
+            return [], [], str(exc)
 
-    rows = [
-        {"key": s.key, "family": s.family, "roles": roles(s.family), "label": s.label, "source": s.source,
-         "language": s.language, "default": s.default, "licence": s.licence, "options": dict(s.options)}
-        for s in reg
-    ]
+    rows = []
+    for s in reg:
+        roles, options, error = declared(s)
+        rows.append({"key": s.key, "family": s.family, "roles": roles, "label": s.label, "source": s.source,
+                     "language": s.language, "variants": dict(s.variants), "default": s.default,
+                     "licence": s.licence, "research_only": s.research_only, "stands_in_for": s.stands_in_for,
+                     "facts": dict(s.facts), "registry_options": dict(s.options), "options": options,
+                     "error": error})
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print(json.dumps(rows, ensure_ascii=False, default=str))
     else:
         for r in rows:
             print(f"{r['key']:<10} {r['family']:<6} {r['language']:<5} {'*' if r['default'] else ' '} "

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -423,17 +424,36 @@ class Registry:
         OptionError
             A malformed ``option=value`` part.
         """
-        from backend.options import parse_model_arg
 
         if not text or not text.strip():
             return [ModelRequest(k, k, {}) for k in self.defaults()]
+        return self.requests([x.strip() for x in text.split(",") if x.strip()])
+
+    def requests(self, models: Sequence[str | ModelRequest] | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None) -> list[ModelRequest]:
+        """Models as requests, the one way every surface turns names into requests.
+
+        A :class:`ModelRequest` is kept as it is; a string is a key with optional ``:option=value`` parts
+        (``"bert:layer=-1"``), and ``options[name]`` (the sidebar's per-model settings) is laid under the options
+        written in the name. None means the defaults.
+
+        Raises
+        ------
+        KeyError
+            An unknown model key (the message lists the registered ones, or says why the entry was left out).
+        OptionError
+            A malformed ``option=value`` part.
+        """
+        from backend.options import parse_model_arg
+
         out = []
-        for item in (x.strip() for x in text.split(",")):
-            if not item:
+        for m in self.defaults() if models is None else models:
+            if isinstance(m, ModelRequest):
+                out.append(m)
                 continue
-            key, options = parse_model_arg(item)
-            self[key]  # raises KeyError naming the registered keys
-            out.append(ModelRequest(item, key, options))
+            key, written = parse_model_arg(m)
+            self[key]
+            out.append(ModelRequest(m, key, {**dict((options or {}).get(m) or {}), **written}))
         return out
 
     def parse_keys(self, text: str | None) -> list[str]:

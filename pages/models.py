@@ -77,7 +77,7 @@ def models_ui() -> None:
                + (" " + t("The models run on the backend server at {url}.", url=where) if where else "")
                + " " + t("Options from the sidebar apply to the models of their family."))
     keys = state.visible_keys()
-    load_models_ui(keys)
+    load_models_ui(keys, eager=True)
     cols = st.columns(2)
     for i, key in enumerate(keys):
         with cols[i % 2]:

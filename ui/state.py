@@ -34,8 +34,15 @@ _LOG = logging.getLogger(__name__)
 SESSION_TTL_S = 2 * 3600
 
 
+#: seconds the background warm-up waits after the server starts: the first visitor's page goes first (answered
+#: from the persistent cache it loads no model; warming the defaults beside it took the CPU it needed), the
+#: warm-up then readies the models for what is not cached. ``SIMDASH_WARM_DELAY_S`` overrides it.
+WARM_DELAY_S = 20.0
+
+
 def _warm(be: BackendProtocol, keys: Sequence[str]) -> None:
     """Load ``keys`` and compile UMAP in the background; failures are recorded by the Backend, not raised."""
+    time.sleep(float(os.environ.get("SIMDASH_WARM_DELAY_S") or WARM_DELAY_S))
     for key in keys:
         try:
             be.load(key)

@@ -100,24 +100,30 @@ def assign_colors(keys: Sequence[str]) -> dict[str, str]:
 def registry_order() -> list[str]:
     """The keys of the registry file the backend reads (``$SIMDASH_REGISTRY`` or ``models/registry.toml``), in
     file order; re-read when the file changes. Empty when it cannot be read (the sidebar says why)."""
+    return list(_registry()[0])
+
+
+def _registry() -> tuple[tuple[str, ...], frozenset[str]]:
+    """``(keys in file order, keys that are another model's language variant)`` of the registry file."""
     from backend.registry import DEFAULT_REGISTRY
 
     path = Path(os.environ.get("SIMDASH_REGISTRY") or DEFAULT_REGISTRY)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
-        return []
-    return list(_registry_keys(str(path), stamp))
+        return (), frozenset()
+    return _read_registry(str(path), stamp)
 
 
 @lru_cache(maxsize=8)
-def _registry_keys(path: str, stamp: int) -> tuple[str, ...]:
+def _read_registry(path: str, stamp: int) -> tuple[tuple[str, ...], frozenset[str]]:
     from backend.registry import Registry
 
     try:
-        return tuple(Registry.load(path).keys())
+        reg = Registry.load(path)
     except (OSError, ValueError):  # a broken file: its models have no colour to keep
-        return ()
+        return (), frozenset()
+    return tuple(reg.keys()), frozenset(v for s in reg for v in s.variants.values())
 
 
 #: keys outside the registry file, in the order this process first drew them.
@@ -144,8 +150,9 @@ def model_color(key: str) -> str:
 
 
 def model_pattern(key: str) -> str:
-    """Bar hatching: ``"/"`` for language variants (keys ending in ``-zh``), none otherwise."""
-    return "/" if key.endswith("-zh") else ""
+    """Bar hatching: ``"/"`` for a language variant (a model the registry names in another's ``variants``, like
+    ``esim-zh``), none otherwise. Read from the registry, not from the key's spelling."""
+    return "/" if key in _registry()[1] else ""
 
 
 def swatch(key: str, text: str | None = None) -> str:

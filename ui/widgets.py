@@ -65,19 +65,23 @@ def models_ui(settings: Settings, role: str | None = None) -> list[str]:
     return keys
 
 
-def load_models_ui(keys: Sequence[str]) -> dict[str, str]:
-    """Load the models a page needs, with a progress bar while any is not in memory yet.
+def load_models_ui(keys: Sequence[str], eager: bool = False) -> dict[str, str]:
+    """The models of a page that could not be loaded before (their columns show the error).
+
+    Nothing is loaded here unless ``eager`` (the Models page, whose cards read the loaded weights): the backend
+    asks its caches before the weights, so a page whose numbers are all cached loads no model at all, and one
+    that needs a model loads it inside its own progress bar. ``eager`` loads the missing ones with a progress bar.
 
     Returns
     -------
     dict
-        ``{key: error}`` for models that failed to load (their columns show it; the others carry on).
+        ``{key: error}`` for models that failed to load (the others carry on).
     """
     be = state.backend()
-    loaded = set(be.loaded())
-    todo = [k for k in keys if k not in loaded]
-    errors: dict[str, str] = {}
-    if not todo:
+    failed = be.load_errors  # read once: over SIMDASH_BACKEND_URL each read asks the server
+    errors = {k: str(failed[k]).strip("'\"") for k in keys if k in failed}
+    todo = [k for k in keys if k not in set(be.loaded()) and k not in errors]
+    if not eager or not todo:
         return errors
     bar = st.progress(0.0, text=t("Loading {keys} (first use only)…", keys=", ".join(todo)))
     for n, key in enumerate(todo):

@@ -3,7 +3,8 @@
 A registry entry's ``family = "x"`` loads ``backend/families/x.py`` and builds ``Model(spec, device)``. The
 class says everything the rest of the project needs before any weights are loaded: its roles (it subclasses
 :class:`~backend.base.Encoder`, :class:`~backend.base.PairScorer` or both) and its options
-(``Model.OPTIONS``). A new family is one new file plus one registry table.
+(``Model.OPTIONS``, each with its help text and Chinese title). A new family is one new file plus one registry
+table: docs/new-family.md walks through a complete one.
 """
 
 from __future__ import annotations

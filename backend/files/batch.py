@@ -95,8 +95,7 @@ def score_frame(
     ScoredFrame
     """
     t0 = time.perf_counter()
-    requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, dict((options or {}).get(m) or {}))
-                for m in models]
+    requests = be.registry.requests(models, options)
     kw = {} if chunk is None else {"chunk": chunk}
     results = be.similarity(frame[a_col].tolist(), frame[b_col].tolist(), requests, progress=progress,
                             should_stop=should_stop, **kw)
@@ -512,8 +511,7 @@ def score_file(
     TableError, ResumeError, KeyError, OptionError
         Before any scoring, with a message naming what is wrong.
     """
-    requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, dict((options or {}).get(m) or {}))
-                for m in models]
+    requests = be.registry.requests(models, options)
     fmt = output_format(check_output(output, (input,)))  # a folder, a device, the input itself: refused first
     escape = fmt != "parquet" and not raw
     cols: dict[str, str] = {}

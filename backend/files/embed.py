@@ -144,7 +144,7 @@ def embed_file(
 
     if output_format(check_output(output, (input,))) != "parquet":
         raise TableError(f"embeddings are written as Parquet: name the output .parquet, not {Path(output).name}")
-    requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, {}) for m in models]
+    requests = be.registry.requests(models)
     for r in requests:
         if ENCODER not in be.roles(r.key):
             raise RoleError(f"{r.key} scores pairs only and gives no sentence vectors; embed with an encoder "

@@ -534,7 +534,7 @@ def evaluate(
     EvaluationReport
         A model that fails has ``error`` set; the others are unaffected.
     """
-    requests = [m if isinstance(m, ModelRequest) else ModelRequest(m, m, {}) for m in (models or be.registry.defaults())]
+    requests = be.registry.requests(models or None)
     scored = be.similarity(data.a, data.b, requests, progress=progress, should_stop=should_stop, chunk=chunk)
     results: dict[str, ModelEvaluation] = {}
     for r in requests:

@@ -598,8 +598,7 @@ class Backend:
         a, b = list(a), list(b)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
-        requests = [r if isinstance(r, ModelRequest) else ModelRequest(r, r, dict((options or {}).get(r) or {}))
-                    for r in (keys if keys is not None else self.registry.defaults())]
+        requests = self.registry.requests(keys, options)
         n = len(a)
         out: dict[str, ModelResult] = {
             r.name: ModelResult(r.key, np.full(n, np.nan, dtype=np.float32), [[] for _ in range(n)], [r.key] * n)

@@ -52,6 +52,7 @@ from backend.options import Option, OptionError
 from backend.registry import ModelRequest, ModelSpec, Registry
 from backend.results import ModelConfig, ModelLoadError, ModelResult, Neighbours, RoleError
 from backend.serving.backend import CHUNK, space_for, top_k_neighbours
+from backend.serving.protocol import BackendProtocol
 from backend.serving.speed import Speed
 from backend.text import clean_text
 
@@ -131,10 +132,11 @@ class RemoteBackend:
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 300.0) -> None:
-        self.url: str | None = url.rstrip("/")
+        base = url.rstrip("/")
+        self.url: str | None = base  # the protocol's url: never None here
         key = api_key if api_key is not None else os.environ.get("SIMDASH_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=base, headers=headers, timeout=timeout)
         self._models: list[dict[str, Any]] | None = None
         self._models_at = 0.0
         self._health: dict[str, Any] | None = None
@@ -397,8 +399,7 @@ class RemoteBackend:
         the same function the server uses."""
         if int(k) < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        if "encoder" not in self.roles(key):
-            raise RoleError(f"{key} scores pairs only (it reads both texts together) and gives no sentence vectors")
+        self._require_encoder(key)
         c_enc = self.embed(key, corpus, options, progress)
         q_enc = self.embed(key, queries, options)
         return top_k_neighbours(q_enc, c_enc, int(k), key)
@@ -654,7 +655,7 @@ class RemoteBackend:
         return self.score_pairs(key, [query] * len(candidates), list(candidates), options)
 
 
-def backend_from_env(**kwargs: Any):
+def backend_from_env(**kwargs: Any) -> BackendProtocol:
     """A :class:`RemoteBackend` on ``$SIMDASH_BACKEND_URL`` when it is set, else a local
     :class:`~backend.serving.Backend` (keyword arguments go to the one built)."""
     url = os.environ.get("SIMDASH_BACKEND_URL", "").strip()

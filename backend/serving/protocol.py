@@ -15,6 +15,9 @@ one thing only one side offers is named in :attr:`BackendProtocol.capabilities`.
 protocol: ``model()`` (a model object exists only in-process; the command line, which always holds a
 :class:`~backend.serving.Backend`, uses it), the server's own state (``store``, ``batcher``, ``stats``) and the
 client's transport (``health()``, ``status()``, ``close()``).
+
+``isinstance(x, BackendProtocol)`` checks that every member is there; on Python 3.11 that reads the attributes, so
+on a :class:`~backend.serving.client.RemoteBackend` it asks the server for its health and registry once.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class BackendProtocol(Protocol):
         The models it can run (read-only for a remote backend).
     device : str
         Where the models run: ``cpu``, ``cuda``, ``mps`` (the server's device for a remote backend).
+    load_errors : dict of str to str
+        Model -> why its last load failed (the server's, fresh, for a remote backend).
     url : str or None
         The model server's address, or None when the models run in this process.
     capabilities : frozenset of str
@@ -63,6 +68,7 @@ class BackendProtocol(Protocol):
 
     registry: Registry
     device: str
+    load_errors: dict[str, str]
     url: str | None
     capabilities: frozenset[str]
 

@@ -261,6 +261,123 @@ def test_embed_native_route_round_trips_vectors_validity_and_warnings(api):
     assert r["valid"] == [True, False, True] and r["warnings"][1] == ["empty text: no vector"]
 
 
+def test_project_says_what_it_did(api):
+    texts = ["a b", "c d", "e f g", "", "h", "i j"]
+    r = api.post("/v1/project", json={"model": "enc", "texts": texts, "method": "pca", "seed": 7})
+    assert r.status_code == 200, r.text
+    assert r.json()["info"] | {"seconds": 0} == {"method": "pca", "n": 5, "fitted_on": 5, "seed": 7, "seconds": 0,
+                                                  "cached": False, "without_vector": 1, "note": ""}
+    again = api.post("/v1/project", json={"model": "enc", "texts": texts, "method": "pca", "seed": 7}).json()
+    assert again["info"]["cached"] and again["coords"] == r.json()["coords"]
+    err(api.post("/v1/project", json={"model": "enc", "texts": texts, "fit_limit": 1}), 422, "invalid_request",
+        "fit_limit")
+
+
+# ------------------------------------------------------------------------ config, align, probe, cache
+@pytest.fixture
+def lab_api():
+    """The app over the conformance suite's fakes: an aligning pair scorer and a layered encoder too."""
+    from tests.serving.test_protocol import make_backend
+
+    be = make_backend()
+    with TestClient(create_app(be, LIMITS), raise_server_exceptions=False) as c:
+        c.backend = be
+        yield c
+
+
+def test_config_is_the_backends_and_loads_nothing(lab_api):
+    r = lab_api.post("/v1/config", json={"model": "enc"})
+    assert r.status_code == 200, r.text
+    assert r.json() == lab_api.backend.model_config("enc").as_dict() and r.json()["options"] == {"scale": 1.0}
+    scaled = lab_api.post("/v1/config", json={"model": "enc:scale=2"}).json()
+    assert scaled["options"] == {"scale": 2.0} and scaled["config_id"] != r.json()["config_id"]
+    assert lab_api.post("/v1/config", json={"model": "enc", "options": {"scale": 2}}).json() == scaled
+    assert lab_api.get("/health").json()["loaded"] == []  # an id without weights: nothing was loaded
+    err(lab_api.post("/v1/config", json={"model": "nope"}), 404, "unknown_model", "nope")
+    err(lab_api.post("/v1/config", json={"model": "enc:scale=99"}), 422, "invalid_option", "0..10")
+    err(lab_api.post("/v1/config", json={"model": "enc:scale"}), 422, "invalid_option", "key:option=value")
+    err(lab_api.post("/v1/config", json={"model": "enc", "colour": 1}), 422, "invalid_request", "unknown field")
+
+
+def test_align_returns_the_heatmap_or_null(lab_api):
+    r = lab_api.post("/v1/align", json={"model": "aligner", "a": "the cat sat", "b": "a cat"})
+    assert r.status_code == 200, r.text
+    al = r.json()["alignment"]
+    assert al["tokens_a"] == ["the", "cat", "sat"] and al["tokens_b"] == ["a", "cat"]
+    assert al["matrix"] == [[0.5, 0.5], [0.0, 1.0], [0.5, 0.5]] and al["score"] == pytest.approx(0.25)
+    assert lab_api.post("/v1/align", json={"model": "enc", "a": "x", "b": "y"}).json() == {"model": "enc",
+                                                                                          "alignment": None}
+    empty = lab_api.post("/v1/align", json={"model": "aligner", "a": "", "b": "y"}).json()["alignment"]
+    assert empty["matrix"] == [] and empty["warnings"] == ["empty text: no score"]
+    err(lab_api.post("/v1/align", json={"model": "nope", "a": "x", "b": "y"}), 404, "unknown_model")
+    err(lab_api.post("/v1/align", json={"model": "broken", "a": "x", "b": "y"}), 503, "model_unavailable",
+        "not found")
+    err(lab_api.post("/v1/align", json={"model": "enc:scale=2", "a": "x", "b": "y"}), 422, "invalid_option",
+        "takes no options")
+    err(lab_api.post("/v1/align", json={"model": "aligner", "a": "x" * 301, "b": "y"}), 413, "too_large", "301")
+    err(lab_api.post("/v1/align", json={"model": "aligner", "a": "x"}), 422, "invalid_request", "b: required")
+
+
+PROBE = {"model": "layers", "a": ["the cat sat", "dogs bark", "fish swim", "a cat", "red birds"],
+         "b": ["a cat sat", "the dog barks", "birds fly", "the cat", "birds sing"], "labels": [4.5, 3.0, 0.5, 4.0, None]}
+
+
+def test_probe_runs_the_backends_probe_in_full_precision(lab_api):
+    r = lab_api.post("/v1/probe", json=PROBE)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    from backend.lab.evaluation import LabelledPairs
+
+    want = lab_api.backend.probe("layers", LabelledPairs(PROBE["a"], PROBE["b"], np.array([4.5, 3.0, 0.5, 4.0, np.nan]),
+                                                         "graded", (0.0, 5.0)))
+    assert body["layers"] == [0, 1, 2] and body["poolings"] == ["mean", "cls", "max"]
+    np.testing.assert_array_equal(np.array(body["spearman"], dtype=float), want.spearman)
+    assert (body["n"], body["skipped"], body["whitened"]) == (4, 1, False)
+    assert body["first_last_avg"] == pytest.approx(want.first_last_avg, abs=0)
+    w = lab_api.post("/v1/probe", json=PROBE | {"whiten": True, "whiten_dim": 3}).json()
+    assert w["whitened"] and "fitted on the" in w["notes"][0]
+
+
+@pytest.mark.parametrize(("change", "status", "type_", "words"), [
+    ({"model": "enc"}, 422, "invalid_request", ["BERT-family", "fake_encoder"]),
+    ({"model": "pair"}, 422, "invalid_request", ["BERT-family"]),
+    ({"model": "nope"}, 404, "unknown_model", ["nope"]),
+    ({"model": "broken"}, 503, "model_unavailable", ["not found"]),
+    ({"model": "layers:scale=2"}, 422, "invalid_option", ["takes no options"]),
+    ({"labels": [1.0, 2.0]}, 422, "invalid_request", ["same length", "(5, 5, 2)"]),
+    ({"labels": [None] * 5}, 422, "invalid_request", ["at least 2 pairs"]),
+    ({"a": ["x"] * 11, "b": ["y"] * 11, "labels": [1.0] * 11}, 413, "too_large", ["22 texts"]),
+    ({"whiten_dim": 0}, 422, "invalid_request", ["whiten_dim"]),
+    ({"kind": "ordinal"}, 422, "invalid_request", ["kind"]),
+])
+def test_probe_errors_are_json(lab_api, change, status, type_, words):
+    err(lab_api.post("/v1/probe", json=PROBE | change), status, type_, *words)
+
+
+def test_cache_reports_the_backends_counts(lab_api):
+    lab_api.post("/v1/embed", json={"model": "enc", "texts": ["a", "b", "a"]})
+    info = lab_api.get("/v1/cache").json()
+    assert info == lab_api.backend.cache_info()
+    assert info["vector_misses"] == 2 and info["persistent"] is None
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("post", "/v1/config", {"model": "enc"}),
+    ("post", "/v1/align", {"model": "aligner", "a": "x", "b": "y"}),
+    ("post", "/v1/probe", PROBE),
+    ("post", "/v1/project", {"model": "enc", "texts": ["a", "b", "c"]}),
+])
+def test_new_model_routes_are_admitted(method, path, body):
+    """Every route that works with a model holds a place in its bounded queue: none is left, so each gets a 429."""
+    from tests.serving.test_protocol import make_backend
+
+    with TestClient(create_app(make_backend(), ServerSettings(max_queue=0))) as c:
+        r = getattr(c, method)(path, json=body)
+        err(r, 429, "overloaded", "SIMDASH_MAX_QUEUE")
+        assert r.headers["retry-after"] == "1"
+        assert c.get("/v1/cache").status_code == 200  # no model, no queue
+
+
 # ------------------------------------------------------------------------------------- loading: 503
 class SlowToLoad(FakeEncoder):
     gate = threading.Event()
@@ -345,11 +462,13 @@ def test_settings_from_environment(monkeypatch):
 def test_openapi_documents_every_request_field(api):
     spec = api.get("/openapi.json").json()
     for path in ("/v1/embeddings", "/v1/embed", "/v1/similarity", "/v1/rerank", "/v1/neighbours", "/v1/project",
-                 "/v1/check", "/v1/models", "/v1/models/{key}", "/v1/info/{model}", "/health", "/metrics"):
+                 "/v1/check", "/v1/config", "/v1/align", "/v1/probe", "/v1/cache", "/v1/models", "/v1/models/{key}",
+                 "/v1/info/{model}", "/health", "/metrics"):
         assert path in spec["paths"], path
     schemas = spec["components"]["schemas"]
     for name in ("EmbeddingsRequest", "EmbedRequest", "SimilarityRequest", "RerankRequest", "RerankDocument",
-                 "NeighboursRequest", "ProjectRequest", "CheckRequest"):
+                 "NeighboursRequest", "ProjectRequest", "CheckRequest", "ConfigRequest", "AlignRequest",
+                 "ProbeRequest"):
         for field, prop in schemas[name]["properties"].items():
             assert prop.get("description"), f"{name}.{field} has no description"
     assert "examples" in schemas["EmbeddingsRequest"]["properties"]["input"]

@@ -191,6 +191,6 @@ def test_the_pages_extras_work_remotely(pair):
     texts = ["the cat sat", "dogs bark", "the cat ran", "fish swim", "cats sit", "a dog"]
     assert remote.space_for("pair", ["一个女孩", "两个男孩"]) == local.space_for("pair", ["一个女孩", "两个男孩"])
     np.testing.assert_array_equal(remote.clusters("enc", texts, 2, seed=3), local.clusters("enc", texts, 2, seed=3))
-    assert remote.align("pair", "a", "b") is None  # no model object over HTTP: the page shows no heatmap
+    assert remote.align("pair", "a", "b") is None  # this fake scorer has no alignment (test_protocol: one that has)
     speed = remote.measure_speed("pair", n=8)
     assert speed.unit == "pairs" and speed.per_second > 0 and speed.latency_ms > 0

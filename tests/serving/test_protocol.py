@@ -403,16 +403,16 @@ def test_the_same_exceptions(be):
 def test_real_esim_alignment_and_bert_probe_through_the_server(backend):
     """The real tiny defaults through HTTP: ESIM's heatmap and the BERT probe equal the in-process ones."""
     with live_server(create_app(backend, ServerSettings())) as url, RemoteBackend(url) as remote:
-        a, b = "A man is playing a guitar.", "Someone plays the guitar."
+        a, b = "An old fisherman is mending his net.", "Someone repairs a fishing net."
         al, ar = backend.align("esim", a, b), remote.align("esim", a, b)
         assert ar["tokens_a"] == al["tokens_a"] and ar["matrix"].shape == al["matrix"].shape
         np.testing.assert_allclose(ar["matrix"], al["matrix"], atol=1e-6)
         np.testing.assert_allclose(ar["matrix"].sum(axis=1), 1.0, atol=1e-4)
         assert ar["score"] == pytest.approx(al["score"], abs=1e-6) and 0 <= ar["score"] <= 1
         data = LabelledPairs(
-            ["A man plays a guitar.", "A cat sleeps on the sofa.", "Two dogs run in a field.", "A woman cooks pasta.",
-             "The train is late.", "Kids play football."],
-            ["Someone plays the guitar.", "A dog barks at the door.", "Dogs are running on grass.",
+            ["An old fisherman mends a net.", "A cat sleeps on the sofa.", "Two dogs run in a field.",
+             "A woman cooks pasta.", "The train is late.", "Kids play football."],
+            ["Someone repairs a fishing net.", "A dog barks at the door.", "Dogs are running on grass.",
              "A person is cooking noodles.", "Stocks fell today.", "Children are playing soccer."],
             np.array([4.8, 0.6, 4.2, 3.9, 0.1, 4.5]), "graded", (0.0, 5.0))
         pl, pr = backend.probe("bert", data), remote.probe("bert", data)

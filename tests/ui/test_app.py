@@ -330,3 +330,18 @@ def test_models_page_cards_speed_and_licences():
     speed = at.session_state["models_speed_sbert"]
     assert speed.unit == "sentences" and all(math.isfinite(v) and v > 0 for v in (speed.latency_ms, speed.per_second))
     assert "latency, one pair" in [m.label for m in at.metric]
+
+
+def test_with_a_backend_server_esims_alignment_heatmap_is_drawn(monkeypatch):
+    """SIMDASH_BACKEND_URL set: ESIM's word alignment comes from the server (/v1/align) and is drawn as locally."""
+    from backend.server.app import ServerSettings, create_app
+    from backend.serving import Backend
+    from tests.server.live import live_server
+
+    with live_server(create_app(Backend(device="cpu"), ServerSettings())) as url:
+        monkeypatch.setenv("SIMDASH_BACKEND_URL", url)
+        at = app(models=["esim"])
+        assert _backend().url == url
+        at.toggle(key="cmp_align_show_0").set_value(True).run()
+        assert not at.exception and not at.error
+        assert len(at.get("plotly_chart")) == 2  # the score bars and ESIM's heatmap

@@ -85,3 +85,36 @@ def test_an_embedded_corpus_of_other_options_is_refused_with_the_reason(corpora)
     at.radio(key="corpus_source").set_value("embedded").run()
     errors = texts(at.error)
     assert any("not comparable" in e for e in errors), errors
+
+
+@pytest.fixture
+def remote(monkeypatch):
+    """A backend server (the app ``python -m backend serve`` runs) on a free port; the dashboard is its client."""
+    from backend.server.app import ServerSettings, create_app
+    from backend.serving import Backend
+    from tests.server.live import live_server
+
+    with live_server(create_app(Backend(device="cpu"), ServerSettings())) as url:
+        monkeypatch.setenv("SIMDASH_BACKEND_URL", url)
+        yield url
+
+
+def test_an_embedded_corpus_is_explored_through_a_backend_server(remote, corpora):
+    """With SIMDASH_BACKEND_URL set, the file is read where the dashboard runs and checked against the server's
+    configuration of w2v; the server embeds the queries; search and maps are made here from the stored vectors."""
+    from ui import state
+
+    assert state.backend().url == remote
+    at = _embedded("neighbours", nb_queries="I cannot log in to my account", nb_k="3")
+    assert not at.error, [e.value for e in at.error]
+    n = 5 * len(load_demo_corpus("en"))
+    top = tables_with(at, "text")
+    assert len(top) == 1 and len(top[0]) == 3
+    scores = top[0]["score"].astype(float)
+    assert scores.is_monotonic_decreasing and scores.iloc[0] > 0.5
+    assert any(f"exact search over {n:,} vectors" in c for c in texts(at.caption))
+    assert any(f"models served by {remote}" in c for c in texts(at.sidebar.caption))
+    at = _embedded("projection", proj_method="PCA", proj_colour="label")
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1
+    assert any(c.startswith("ℹ️") and "PCA" in c for c in texts(at.caption))

@@ -180,6 +180,63 @@ def test_models_trained_in_another_session_are_not_listed_and_go_when_it_ends(ti
     assert "w2v-other-1" not in reg and "w2v-mine-1" in reg
 
 
+@pytest.fixture()
+def remote_env(tiny_env, monkeypatch):
+    """tiny_env's registry on a backend server (the app ``python -m backend serve`` runs); the dashboard is its
+    client."""
+    from backend.server.app import ServerSettings, create_app
+    from backend.serving import Backend
+    from tests.server.live import live_server
+
+    with live_server(create_app(Backend(device="cpu", cache_dir="memory"), ServerSettings())) as url:
+        monkeypatch.setenv("SIMDASH_BACKEND_URL", url)
+        yield url
+
+
+def test_with_a_backend_server_the_lab_evaluates_and_says_training_needs_the_models_here(remote_env):
+    from backend.lab.evaluation import evaluate, load_labelled_pairs
+    from backend.serving import Backend
+
+    at = lab()
+    data = labelled_csv()
+    at.file_uploader[0].set_value(("pairs.csv", data, "text/csv")).run()
+    at.button(key="lab_metrics_run").click().run()
+    assert wait_for(at, "metrics").status == "done"
+    assert not at.exception
+    shown = frame_with(at, "model", "spearman", "auc").set_index("model")
+    want = evaluate(Backend(device="cpu", cache_dir="memory"), load_labelled_pairs(data), ["tinya", "tinyb"]).table()
+    for k, rho in want.set_index("model")["spearman"].items():
+        assert float(shown.at[k, "spearman"]) == pytest.approx(rho, abs=0.006)  # shown: 2 decimals
+    # Training asks the backend what it can do: a server takes no models from a browser, and the tab says so.
+    assert any("Training in the browser needs the models in this process" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "lab_w2v_run"]
+    assert any(f"models served by {remote_env}" in c.value for c in at.sidebar.caption)
+
+
+@pytest.mark.slow
+def test_with_a_backend_server_the_layer_probe_runs_there(monkeypatch):
+    """The default registry's BERT probed through /v1/probe: the tab draws the same matrix as the backend computes."""
+    from backend.lab.evaluation import load_labelled_pairs
+    from backend.server.app import ServerSettings, create_app
+    from backend.serving import Backend
+    from tests.server.live import live_server
+
+    served = Backend(device="cpu")
+    with live_server(create_app(served, ServerSettings())) as url:
+        monkeypatch.setenv("SIMDASH_BACKEND_URL", url)
+        at = lab()
+        data = labelled_csv(12)
+        at.file_uploader[0].set_value(("pairs.csv", data, "text/csv")).run()
+        at.selectbox(key="lab_probe_model").set_value("bert").run()
+        at.button(key="lab_probe_run").click().run()
+        state = wait_for(at, "probe", 180)
+        assert state.status == "done", state.error
+        assert not at.exception and not at.error
+        assert len([c for c in at.get("plotly_chart") if c.proto.id and "lab_probe_fig" in c.proto.id]) == 1
+        want = served.probe("bert", load_labelled_pairs(data))
+        np.testing.assert_allclose(state.result.spearman, want.spearman, atol=1e-9, equal_nan=True)
+
+
 def test_a_running_job_shows_progress_and_cancel(tiny_env):
     from backend.jobs import BackgroundJob
 
