@@ -330,10 +330,9 @@ class Loader:
 
 
 def option_info(o: Option) -> dict[str, Any]:
-    """An :class:`~backend.options.Option` as JSON (``GET /v1/models``)."""
-    return {"name": o.name, "type": o.type.__name__, "default": o.default, "why": o.why,
-            "choices": list(o.choices) if o.choices is not None else None, "low": o.low, "high": o.high,
-            "runtime": o.runtime, "label": o.label}
+    """An :class:`~backend.options.Option` as JSON (``GET /v1/models``): its own :meth:`~backend.options.Option.as_json`,
+    Chinese title and help included."""
+    return o.as_json()
 
 
 def _float_or_none(values) -> list[float | None]:
@@ -471,15 +470,26 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                               "has the details")
 
     # -------------------------------------------------------------------------------------- helpers
-    def resolve(model: str, options: dict[str, Any] | None, param: str = "model") -> tuple[str, dict[str, Any]]:
-        """Key and checked options of a model string; 404 unknown, 503 loading/failed, 422 bad options."""
+    def known(key: str, param: str) -> None:
+        """The one unknown-model check: 404 naming the registered keys (or why the entry was left out)."""
+        if key not in be.registry:
+            why = be.registry.errors.get(key)
+            msg = (f"model {key!r} is not available: {why}" if why else
+                   f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}")
+            raise ApiError(404, "unknown_model", msg, param)
+
+    def parse_known(model: str, param: str) -> tuple[str, dict[str, Any]]:
+        """A model string (``key:option=value``) as a registered key and its options: 422 malformed, 404 unknown."""
         try:
             key, opts = parse_model_arg(model)
         except OptionError as exc:
             raise ApiError(422, "invalid_option", str(exc), param) from None
-        if key not in be.registry:
-            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: "
-                           f"{', '.join(be.registry.keys())}", param)
+        known(key, param)
+        return key, opts
+
+    def resolve(model: str, options: dict[str, Any] | None, param: str = "model") -> tuple[str, dict[str, Any]]:
+        """Key and checked options of a model string; 404 unknown, 503 loading/failed, 422 bad options."""
+        key, opts = parse_known(model, param)
         loader.ensure(key, cfg.load_wait_s)
         try:
             return key, be.check_request(key, {**opts, **(options or {})})
@@ -546,6 +556,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         return {"id": key, "family": spec.family, "label": spec.label, "roles": roles, "language": spec.language,
                 "licence": spec.licence, "default": spec.default, "note": spec.note, "source": spec.source,
                 "variants": dict(spec.variants), "options": dict(spec.options), "option_specs": specs,
+                "research_only": spec.research_only, "stands_in_for": spec.stands_in_for, "facts": dict(spec.facts),
                 "state": state, "error": be.load_errors.get(key)}
 
     # ----------------------------------------------------------------------------------------- routes
@@ -578,9 +589,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
 
     @app.get("/v1/models/{key}", response_model=S.ModelInfo, tags=["models"], summary="One registry entry")
     def one_model(key: str) -> dict[str, Any]:
-        if key not in be.registry:
-            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
-                           "key")
+        known(key, "key")
         return model_info(key)
 
     @app.get("/v1/info/{model}", tags=["models"], summary="Model card facts (loads the model)",
@@ -593,13 +602,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
     @app.post("/v1/check", response_model=S.CheckResponse, tags=["models"],
               summary="Validate a model and its run-time options (no work done)")
     def check(req: S.CheckRequest) -> dict[str, Any]:
-        try:
-            key, opts = parse_model_arg(req.model)
-        except OptionError as exc:
-            raise ApiError(422, "invalid_option", str(exc), "model") from None
-        if key not in be.registry:
-            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
-                           "model")
+        key, opts = parse_known(req.model, "model")
         try:
             return {"model": key, "options": be.check_request(key, {**opts, **(req.options or {})})}
         except OptionError as exc:
@@ -661,14 +664,8 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                 name = item.name or item.model
             else:
                 spec, extra, name = item, {}, item
-            try:
-                key, opts = parse_model_arg(spec)
-            except OptionError as exc:
-                raise ApiError(422, "invalid_option", str(exc), f"models[{i}]") from None
+            key, opts = parse_known(spec, f"models[{i}]")
             opts.update(extra)
-            if key not in be.registry:
-                raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: "
-                               f"{', '.join(be.registry.keys())}", f"models[{i}]")
             # A model that fails to load is reported in its result, as the CLI does; still loading -> 503.
             loader.ensure(key, cfg.load_wait_s, fail=False)
             if name == key:
@@ -742,13 +739,7 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
     def config(req: S.ConfigRequest) -> dict[str, Any]:
         # No load: the id is computed from the registry entry and a fingerprint of the weight files, so a client
         # can check vectors it holds (an embedded corpus) before anything is loaded.
-        try:
-            key, opts = parse_model_arg(req.model)
-        except OptionError as exc:
-            raise ApiError(422, "invalid_option", str(exc), "model") from None
-        if key not in be.registry:
-            raise ApiError(404, "unknown_model", f"unknown model {key!r}; registered: {', '.join(be.registry.keys())}",
-                           "model")
+        key, opts = parse_known(req.model, "model")
         return run(be.model_config, key, {**opts, **(req.options or {})}).as_dict()
 
     @app.post("/v1/align", response_model=S.AlignResponse, tags=["scores"],

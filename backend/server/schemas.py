@@ -350,6 +350,8 @@ class OptionInfo(BaseModel):
     runtime: bool = Field(description="True when a request may change it; false when it is set at load time "
                           "(in the registry).")
     label: str = ""
+    label_zh: str = Field("", description="The widget title in the Chinese interface (empty: the English shows).")
+    why_zh: str = Field("", description="The help text in the Chinese interface (empty: the English shows).")
 
 
 class ModelInfo(BaseModel):
@@ -371,6 +373,9 @@ class ModelInfo(BaseModel):
     variants: dict[str, str] = Field(description="Language -> the key that scores texts of that language.")
     options: dict[str, Any] = Field(description="The registry's option values.")
     option_specs: list[OptionInfo]
+    research_only: bool = Field(False, description="The licence forbids commercial use.")
+    stands_in_for: str = Field("", description="What the model is often taken for but is not (e.g. raw BERT).")
+    facts: dict[str, Any] = Field(default_factory=dict, description="More facts for the model card.")
     state: Literal["loaded", "loading", "failed", "not loaded"]
     error: str | None = Field(None, description="Why the last load failed.")
 

@@ -81,9 +81,7 @@ class RemoteRegistry(Registry):
 
 
 def _option(d: dict[str, Any]) -> Option:
-    return Option(d["name"], _TYPES.get(d["type"], str), d["default"], d["why"],
-                  tuple(d["choices"]) if d.get("choices") is not None else None, d.get("low"), d.get("high"),
-                  bool(d.get("runtime")), d.get("label") or "")
+    return Option.from_json(d)
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:
@@ -241,7 +239,9 @@ class RemoteBackend:
 
         specs = [ModelSpec(m["id"], m["family"], m["label"], m["source"], m["language"],
                            MappingProxyType(dict(m["options"])), MappingProxyType(dict(m["variants"])), m["note"],
-                           m["default"], "", m["licence"]) for m in self._model_list()]
+                           m["default"], "", m["licence"], research_only=bool(m.get("research_only", False)),
+                           stands_in_for=m.get("stands_in_for", ""), facts=MappingProxyType(dict(m.get("facts") or {})))
+                 for m in self._model_list()]
         return RemoteRegistry(specs, dict(self._registry_errors))
 
     def roles(self, key: str) -> frozenset[Role]:
@@ -602,8 +602,7 @@ class RemoteBackend:
         a, b = list(a), list(b)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
-        requests = [r if isinstance(r, ModelRequest) else ModelRequest(r, r, dict((options or {}).get(r) or {}))
-                    for r in (keys if keys is not None else self.registry.defaults())]
+        requests = self.registry.requests(keys, options)
         n = len(a)
         out = {r.name: ModelResult(r.key, np.full(n, np.nan, dtype=np.float32), [[] for _ in range(n)], [r.key] * n)
                for r in requests}

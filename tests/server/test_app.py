@@ -83,7 +83,7 @@ def test_models_lists_roles_languages_and_option_declarations(api):
     assert data["enc"]["object"] == "model" and data["enc"]["language"] == "en"
     (scale,) = data["enc"]["option_specs"]
     assert scale == {"name": "scale", "type": "float", "default": 1.0, "why": scale["why"], "choices": None,
-                     "low": 0.0, "high": 10.0, "runtime": True, "label": ""}
+                     "low": 0.0, "high": 10.0, "runtime": True, "label": "", "label_zh": "", "why_zh": ""}
     assert data["enc"]["state"] == "not loaded"
     assert api.get("/v1/models/pair").json()["id"] == "pair"
     err(api.get("/v1/models/nope"), 404, "unknown_model", "nope", "enc")
