@@ -40,7 +40,7 @@ def graph() -> dict[str, set[str]]:
     g = {module_name(f): imports_of(f, known) for f in files}
     # A package's __init__ is imported with each of its modules: an edge from a module to its own package's
     # __init__ is how Python loads it, not a dependency.
-    return {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in g.items()}
+    return {m: {d for d in deps if d != m and not m.startswith(d + ".")} for m, deps in g.items()}
 
 
 def find_cycle(g: dict[str, set[str]]) -> list[str] | None:

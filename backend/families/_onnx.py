@@ -22,13 +22,16 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from backend.options import Option
+
+if TYPE_CHECKING:  # torch and onnxruntime are imported where they run: asking a family's options needs neither
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def fingerprint(source: str, what: str) -> str:
     stat = [(str(f.relative_to(p) if p.is_dir() else f.name), f.stat().st_size, int(f.stat().st_mtime)) for f in files
             if f.suffix in (".safetensors", ".bin", ".json", ".txt", ".model", ".pt")]
     import onnxruntime
+    import torch
 
     blob = json.dumps([str(p.resolve()), stat, what, EXPORT_VERSION, torch.__version__, onnxruntime.__version__])
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -81,6 +85,8 @@ def export(module: torch.nn.Module, example: dict[str, torch.Tensor], outputs: S
     int8 : bool
         Also quantise the matrix products' weights to int8 and return that file.
     """
+    import torch
+
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / "model.onnx"
     if not fp32.exists():
@@ -118,6 +124,7 @@ class OnnxRunner:
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
+        import torch
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -145,21 +152,27 @@ def use_onnx(runtime: str, device: str) -> bool:
     return True
 
 
-def setup_runtime(model, device: str, path: str) -> None:
-    """Read a transformer family's ``runtime`` option into ``model.runtime`` (what its card shows) and
-    ``model.onnx`` (the ONNX runner, exported now by ``model._export(path)`` on first use; None on torch)."""
-    model.runtime = str(model.options["runtime"])
-    model.onnx = None
-    if use_onnx(model.runtime, device):
-        model.onnx = model._export(path)
-    elif model.runtime != "torch":
-        model.runtime = f"torch ({model.runtime} is CPU only)"
+def keyword_module(inner: torch.nn.Module, names: Sequence[str],
+                   call: Callable[[torch.nn.Module, dict[str, torch.Tensor]], Any]) -> torch.nn.Module:
+    """A module for :func:`export`: its ``forward(*args)`` runs ``call(inner, {names[i]: args[i]})``.
+
+    ``torch.onnx.export`` passes the example's tensors by position while a Hugging Face network (or a
+    sentence-transformers pipeline) takes them by name; ``inner`` is registered as a submodule, so ``.eval()``
+    and the exported parameters reach it. The class is made here rather than at module level because
+    subclassing ``torch.nn.Module`` would import torch with this file.
+    """
+    import torch
+
+    class KeywordInputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            return call(self.inner, dict(zip(names, args, strict=True)))
+
+    return KeywordInputs()
 
 
-def runtime_label(model) -> str:
-    """What a model card shows as the runtime: the option, and the ONNX file when onnxruntime runs it."""
-    return model.runtime if model.onnx is None else f"{model.runtime} ({model.onnx.path.name}, onnxruntime CPU)"
-
-
-__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "onnx_root", "runtime_label",
-           "setup_runtime", "use_onnx"]
+__all__ = ["RUNTIMES", "RUNTIME_OPTION", "OnnxRunner", "export", "fingerprint", "keyword_module", "onnx_root",
+           "use_onnx"]

@@ -13,26 +13,18 @@ first transformer layer (``hidden_states[1]``) and the last one, as in Su et al.
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
-from backend.devices import dtype_name, pick_dtype
-from backend.families._hf import hf_load_kwargs, truncation_warnings
-from backend.families._onnx import (
-    RUNTIME_OPTION,
-    OnnxRunner,
-    export,
-    fingerprint,
-    onnx_root,
-    runtime_label,
-    setup_runtime,
-)
+from backend.families._hf import TransformerModel, hf_load_kwargs
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner
 from backend.options import Option
 from backend.registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 POOLINGS = ("mean", "cls", "max", "first_last_avg")
 
@@ -43,6 +35,8 @@ def _masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _masked_max(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    import torch
+
     # Padding gets the dtype's lowest value so it never wins the max.
     return h.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
 
@@ -75,7 +69,7 @@ def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int
 MAX_LAYERS = 48
 
 
-class BertPoolingModel(Encoder):
+class BertPoolingModel(TransformerModel, Encoder):
     """A BERT-family encoder whose sentence vector is a pooled hidden-state layer."""
 
     OPTIONS = (
@@ -97,48 +91,26 @@ class BertPoolingModel(Encoder):
     )
     default_batch_size = 32
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str | None = None) -> None:
-        super().__init__(spec, device)
+    onnx_prefix = "bert"
+
+    def _load(self, path: str) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        t0 = time.perf_counter()
-        path = spec.resolve_source()
-        kw = hf_load_kwargs(spec)
+        kw = hf_load_kwargs(self.spec)
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-        self.torch_dtype = pick_dtype(device, dtype)
-        self.net = AutoModel.from_pretrained(path, dtype=self.torch_dtype, **kw).to(device).eval()
+        self.net = AutoModel.from_pretrained(path, dtype=self.torch_dtype, **kw).to(self.device).eval()
         self.n_layers = int(self.net.config.num_hidden_layers)
-        cfg_max = int(getattr(self.net.config, "max_position_embeddings", 512))
-        self.max_tokens = min(int(self.options["max_tokens"]), cfg_max)
-        lang = spec.language
-        self.languages = ("en", "zh") if lang == "multi" else (lang,)
-        self._apply_options()
-        self.runtime: str = "torch"
-        self.onnx: OnnxRunner | None = None
-        setup_runtime(self, device, path)
-        self.load_seconds = time.perf_counter() - t0
+        self.max_tokens = self.cap_tokens(self.options["max_tokens"], self.net.config)
 
     def _export(self, path: str) -> OnnxRunner:
         """Export the network with *every* hidden state as one output (layers x batch x tokens x hidden), so the
         run-time layer and pooling options work on the ONNX path too; the extra outputs are tensors the forward
         pass computes anyway (a copy of a few MB per batch)."""
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                 if n in self.tokenizer(["a"], return_tensors="np")]
-        feats = self.tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="np")
-        # In ``names`` order: the export passes the inputs by position.
-        example = {n: torch.as_tensor(feats[n]) for n in names}
-        net = self.net
+        import torch
 
-        class AllLayers(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-            def forward(self, *args):
-                return torch.stack(self.net(**dict(zip(names, args, strict=True)), output_hidden_states=True).hidden_states)
-
-        folder = onnx_root() / f"bert-{fingerprint(path, 'hidden_states')}"
-        return OnnxRunner(export(AllLayers(), example, ["hidden_states"], folder, int8=self.runtime == "onnx-int8"))
+        return self.export_onnx(
+            path, self.net, lambda net, inputs: torch.stack(net(**inputs, output_hidden_states=True).hidden_states),
+            "hidden_states", what="hidden_states")
 
     def option_specs(self) -> tuple[Option, ...]:
         """The declared options, with ``layer`` narrowed to this model's hidden states: -(L + 1)..L."""
@@ -162,21 +134,13 @@ class BertPoolingModel(Encoder):
 
     def info(self) -> dict[str, Any]:
         out = super().info()
-        out.update(
-            dim=self.dim,
-            parameters=int(sum(p.numel() for p in self.net.parameters())),
-            layers=self.n_layers,
-            layer=self.layer,
-            pooling=self.pooling,
-            max_tokens=self.max_tokens,
-            dtype=dtype_name(self.torch_dtype),
-            architecture=type(self.net).__name__,
-            runtime=runtime_label(self),
-        )
+        out.update(dim=self.dim, layers=self.n_layers, layer=self.layer, pooling=self.pooling)
         return out
 
     def _forward_batches(self, texts: list[str], batch_size: int, progress: ProgressFn | None, fn) -> None:
         """Run length-sorted batches through the network and hand ``(indices, hidden_states, mask)`` to ``fn``."""
+        import torch
+
         done = 0
         for idx in length_sorted_batches([len(t) for t in texts], batch_size):
             # The lock covers one batch, not the whole request: another visitor's pair waits one batch at most.
@@ -201,8 +165,7 @@ class BertPoolingModel(Encoder):
             vecs[idx] = pool(hs, mask, self.layer, self.pooling).cpu().numpy()
 
         self._forward_batches(texts, batch_size, progress, take)
-        with self.lock:
-            warnings = truncation_warnings(self.tokenizer, texts, self.max_tokens)
+        warnings = self.truncation_warnings(texts)
         unit, ok = normalize_rows(vecs)
         return Encoding(unit, ok, warnings)
 

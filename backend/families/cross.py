@@ -11,29 +11,20 @@ word embeddings, which come from the installed base model), trained by ``python 
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backend.base import PairScorer, PairScores, ProgressFn, truncation_message
-from backend.cross.checkpoint import SECTION, load_compact, read_compact_config, score_pairs
-from backend.devices import dtype_name, pick_dtype
-from backend.families._hf import quiet_transformers
-from backend.families._onnx import (
-    RUNTIME_OPTION,
-    OnnxRunner,
-    export,
-    fingerprint,
-    onnx_root,
-    runtime_label,
-    setup_runtime,
-)
+from backend.families._hf import TransformerModel, quiet_transformers
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner
 from backend.options import Option
-from backend.registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
-class CrossEncoderModel(PairScorer):
+class CrossEncoderModel(TransformerModel, PairScorer):
     """A compact cross-encoder checkpoint in the :class:`~backend.base.PairScorer` role."""
 
     OPTIONS = (
@@ -50,52 +41,37 @@ class CrossEncoderModel(PairScorer):
     #: pairs per forward call between lock releases, so a long job lets other requests through.
     BATCHES_PER_CALL = 4
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
-        super().__init__(spec, device)
-        t0 = time.perf_counter()
+    onnx_prefix = "cross"
+    #: traced on pairs, as the network reads them: ``[CLS] a [SEP] b [SEP]``, with token types.
+    EXPORT_EXAMPLE = (("an example", "a longer example sentence"), ("a", "b"))
+
+    def _load(self, path: str) -> None:
+        # backend.cross.checkpoint imports torch: here, not with this file.
+        from backend.cross.checkpoint import SECTION, load_compact, read_compact_config
+
         quiet_transformers()
-        folder = spec.resolve_source()
-        self.config = read_compact_config(folder)[SECTION]
+        self.config = read_compact_config(path)[SECTION]
         # Half precision halves a GPU's memory traffic; on a CPU it is slower than fp32, so it stays fp32 there.
-        self.torch_dtype = pick_dtype(device)
-        self.net = load_compact(folder, device, self.torch_dtype if device != "cpu" else None)
+        self.net = load_compact(path, self.device, self.torch_dtype if self.device != "cpu" else None)
+        self.torch_dtype = next(self.net.model.parameters()).dtype  # what was loaded: the card shows this
         limit = int(self.options["max_tokens"]) or int(self.config.get("max_length", 128))
-        self.max_tokens = min(limit, int(getattr(self.net.model.config, "max_position_embeddings", 512)))
+        self.max_tokens = self.cap_tokens(limit, self.net.model.config)
         self.net.max_length = self.max_tokens
         self.tokenizer = self.net.tokenizer
-        self.languages = ("en", "zh") if spec.language == "multi" else (spec.language,)
-        self._apply_options()
         self.max_batch = 1 << 16  # lowered when a batch runs out of memory
         self.notes: list[str] = []
-        self.runtime: str = "torch"
-        self.onnx: OnnxRunner | None = None
-        setup_runtime(self, device, folder)
-        self.load_seconds = time.perf_counter() - t0
 
-    def _export(self, folder: str) -> OnnxRunner:
+    @property
+    def network(self) -> torch.nn.Module:
+        """The Hugging Face classifier inside sentence-transformers' ``CrossEncoder``."""
+        return self.net.model
+
+    def _export(self, path: str) -> OnnxRunner:
         """Export the classification network (word pieces of the pair -> one logit) to ONNX once; the sigmoid is
         applied outside, in fp32, as on the torch path."""
-        import torch
-
-        feats = self.tokenizer([("an example", "a longer example sentence"), ("a", "b")], padding=True,
-                               return_tensors="pt")
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in feats]
-        example = {n: feats[n] for n in names}
-        hf = self.net.model
-
-        class Logit(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, *args):
-                return self.model(**dict(zip(names, args, strict=True))).logits
-
         # The compact folder holds only the trained tensors; the fingerprint also covers the base they complete.
-        what = f"logits of {self.config.get('base_source')}"
-        fp = fingerprint(folder, what)
-        return OnnxRunner(export(Logit(hf), example, ["logits"], onnx_root() / f"cross-{fp}",
-                                 int8=self.runtime == "onnx-int8"))
+        return self.export_onnx(path, self.net.model, lambda model, inputs: model(**inputs).logits, "logits",
+                                what=f"logits of {self.config.get('base_source')}")
 
     def _predict(self, a: list[str], b: list[str], batch_size: int) -> np.ndarray:
         """Scores of aligned pairs (call with the lock held); a batch that runs out of memory is halved and retried,
@@ -115,6 +91,8 @@ class CrossEncoderModel(PairScorer):
 
     def _predict_batch(self, a: list[str], b: list[str], batch_size: int) -> np.ndarray:
         if self.onnx is None:
+            from backend.cross.checkpoint import score_pairs
+
             return score_pairs(self.net, a, b, symmetric=self.symmetric, batch_size=batch_size)
         pairs = list(zip(a, b, strict=True))
         if self.symmetric:
@@ -141,15 +119,10 @@ class CrossEncoderModel(PairScorer):
         out = super().info()
         training = self.config.get("training", {}) or {}
         out.update(
-            parameters=int(sum(p.numel() for p in self.net.model.parameters())),
-            max_tokens=self.max_tokens,
             score=self.score_meaning,
-            dtype=dtype_name(next(self.net.model.parameters()).dtype),
-            architecture=type(self.net.model).__name__,
             base=self.config.get("base_source"),
             dev_spearman=training.get("dev_spearman"),
             symmetric=self.symmetric,
-            runtime=runtime_label(self),
         )
         return out
 

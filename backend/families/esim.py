@@ -13,10 +13,9 @@ in that ``config.json``, so a checkpoint always reads text the way it was traine
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from backend.base import (
     NO_WORDS,
@@ -29,9 +28,13 @@ from backend.base import (
     normalize_rows,
     truncation_message,
 )
-from backend.esim.model import load_checkpoint, pad_batch, predict_ids
 from backend.registry import ModelSpec
 from backend.text import clean_text, has_words, script_name
+
+if TYPE_CHECKING:
+    # torch (and backend.esim.model, which needs it) is imported in the methods that run the network: asking this
+    # family's roles and options imports this file, and that must not cost torch's second of imports.
+    import torch
 
 ALL_UNKNOWN = "every token was unknown to ESIM's vocabulary"
 
@@ -62,6 +65,8 @@ class ESIMModel(PairScorer, Encoder):
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         super().__init__(spec, device)
+        from backend.esim.model import load_checkpoint
+
         t0 = time.perf_counter()
         self.net, self.vocab = load_checkpoint(spec.resolve_source(), device)
         self.config = self.net.config
@@ -129,6 +134,10 @@ class ESIMModel(PairScorer, Encoder):
     # --------------------------------------------------------------------------------------- scoring
     def _score_pairs(self, a: list[str], b: list[str], batch_size: int, progress: ProgressFn | None) -> PairScores:
         """Native ESIM similarity of cleaned, non-empty pairs, in [0, 1]; NaN where a side has no words."""
+        import torch
+
+        from backend.esim.model import predict_ids
+
         prepared: dict[str, tuple[list[int], list[str]]] = {}
 
         def prep(text: str) -> tuple[list[int], list[str]]:
@@ -170,6 +179,10 @@ class ESIMModel(PairScorer, Encoder):
             (len_a, len_b), float32: row i is token i of ``a``'s attention over ``b``, summing to 1),
             ``score`` (float, NaN when undefined) and ``warnings`` (list of str).
         """
+        import torch
+
+        from backend.esim.model import pad_batch
+
         out: dict[str, Any] = {"warnings": []}
         sides = []
         for tag, raw in (("A", a), ("B", b)):
@@ -193,6 +206,10 @@ class ESIMModel(PairScorer, Encoder):
 
     # -------------------------------------------------------------------------------------- encoding
     def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
+        import torch
+
+        from backend.esim.model import pad_batch
+
         n = len(texts)
         vectors = np.zeros((n, self.dim), dtype=np.float32)
         valid = np.zeros(n, dtype=bool)

@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backend.base import PairScorer, PairScores, ProgressFn
-from backend.cross.fusion import FusionConfig, fused_scores, read_fusion
 from backend.families._onnx import RUNTIME_OPTION
 from backend.options import Option
 from backend.registry import ModelSpec
+
+if TYPE_CHECKING:
+    # Importing backend.cross.fusion costs about two seconds (scipy's optimiser and statistics, and torch through
+    # backend/cross/__init__.py): it is imported where a fusion is read or applied, not when this family's roles
+    # and options are asked.
+    from backend.cross.fusion import FusionConfig
 
 
 class HybridModel(PairScorer):
@@ -44,6 +49,7 @@ class HybridModel(PairScorer):
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         super().__init__(spec, device)
+        from backend.cross.fusion import read_fusion
         from backend.families import build_model
 
         t0 = time.perf_counter()
@@ -96,6 +102,8 @@ class HybridModel(PairScorer):
         return out
 
     def _score_pairs(self, a: list[str], b: list[str], batch_size: int, progress: ProgressFn | None) -> PairScores:
+        from backend.cross.fusion import fused_scores
+
         half = (lambda done, total: progress(done // 2, len(a))) if progress else None
         cross = self.cross._score_pairs(a, b, batch_size, half)
         texts = list(dict.fromkeys(a + b))
@@ -122,6 +130,8 @@ class HybridModel(PairScorer):
 def _parts(folder: str, digest: str) -> tuple[str, str]:
     """The sources of a fusion folder's two parts, read once per version of the folder (``digest``): the model's
     id is asked on every request, and reading the JSON each time would put file I/O on that path."""
+    from backend.cross.fusion import read_fusion
+
     fusion = read_fusion(folder)
     return fusion.cross["source"], fusion.encoder["source"]
 

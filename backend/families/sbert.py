@@ -8,32 +8,21 @@ Options are declared in :attr:`SentenceTransformerModel.OPTIONS`.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
-from backend.devices import dtype_name, pick_dtype
-from backend.families._hf import hf_load_kwargs, truncation_warnings
-from backend.families._onnx import (
-    RUNTIME_OPTION,
-    OnnxRunner,
-    export,
-    fingerprint,
-    onnx_root,
-    runtime_label,
-    setup_runtime,
-)
+from backend.families._hf import TransformerModel, hf_load_kwargs
+from backend.families._onnx import RUNTIME_OPTION, OnnxRunner
 from backend.options import Option
-from backend.registry import ModelSpec
 
 #: batches per call to ``SentenceTransformer.encode``: the model's lock is held for one call, so a long job
 #: gives way to other requests every few batches (about a second on two CPU cores), and progress is reported.
 BATCHES_PER_CALL = 4
 
 
-class SentenceTransformerModel(Encoder):
+class SentenceTransformerModel(TransformerModel, Encoder):
     """A sentence-transformers bi-encoder: its own pooling, normalised embeddings."""
 
     OPTIONS = (
@@ -43,50 +32,23 @@ class SentenceTransformerModel(Encoder):
     )
     default_batch_size = 64
 
-    def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str | None = None) -> None:
-        super().__init__(spec, device)
+    onnx_prefix = "sbert"
+
+    def _load(self, path: str) -> None:
         from sentence_transformers import SentenceTransformer
 
-        t0 = time.perf_counter()
-        path = spec.resolve_source()
-        self.torch_dtype = pick_dtype(device, dtype)
-        self.net = SentenceTransformer(path, device=device, **hf_load_kwargs(spec))
+        self.net = SentenceTransformer(path, device=self.device, **hf_load_kwargs(self.spec))
         if self.torch_dtype != self.net[0].auto_model.dtype:
             self.net.to(self.torch_dtype)
-        self.net.max_seq_length = min(int(self.options["max_tokens"]), self._position_limit())
-        self.max_tokens = int(self.net.max_seq_length)
-        lang = spec.language
-        self.languages = ("en", "zh") if lang == "multi" else (lang,)
-        self.runtime: str = "torch"
-        self.onnx: OnnxRunner | None = None
-        setup_runtime(self, device, path)
-        self.load_seconds = time.perf_counter() - t0
+        self.tokenizer = self.net.tokenizer
+        # Set on the pipeline too: sentence-transformers cuts its inputs at its own max_seq_length.
+        self.max_tokens = self.cap_tokens(self.options["max_tokens"], getattr(self.net[0].auto_model, "config", None))
+        self.net.max_seq_length = self.max_tokens
 
     def _export(self, path: str) -> OnnxRunner:
         """Export the whole sentence-transformers pipeline (transformer, pooling, normalisation) to ONNX once."""
-        import torch
-
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                 if n in self.net.tokenizer(["a"], return_tensors="np")]
-        feats = self.net.tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="np")
-        # In ``names`` order: the export passes the inputs by position.
-        example = {n: torch.as_tensor(feats[n]) for n in names}
-
-        class Pipeline(torch.nn.Module):
-            def __init__(self, st):
-                super().__init__()
-                self.st = st
-
-            def forward(self, *args):
-                return self.st(dict(zip(names, args, strict=True)))["sentence_embedding"]
-
-        folder = onnx_root() / f"sbert-{fingerprint(path, 'sentence_embedding')}"
-        return OnnxRunner(export(Pipeline(self.net), example, ["sentence_embedding"], folder,
-                                 int8=self.runtime == "onnx-int8"))
-    def _position_limit(self) -> int:
-        """Tokens the transformer's position table can take (a larger max_tokens would crash it)."""
-        cfg = getattr(self.net[0].auto_model, "config", None)
-        return int(getattr(cfg, "max_position_embeddings", 512) or 512)
+        return self.export_onnx(path, self.net, lambda st, inputs: st(inputs)["sentence_embedding"],
+                                "sentence_embedding", what="sentence_embedding")
 
     @property
     def dim(self) -> int:
@@ -96,12 +58,8 @@ class SentenceTransformerModel(Encoder):
         out = super().info()
         out.update(
             dim=self.dim,
-            parameters=int(sum(p.numel() for p in self.net.parameters())),
-            max_tokens=self.max_tokens,
             pooling="mean (sentence-transformers Pooling module), normalised",
-            dtype=dtype_name(self.torch_dtype),
-            architecture=" → ".join(type(m).__name__ for m in self.net),
-            runtime=runtime_label(self),
+            architecture=" → ".join(type(m).__name__ for m in self.net),  # the pipeline's modules, in order
         )
         return out
 
@@ -123,20 +81,18 @@ class SentenceTransformerModel(Encoder):
                     ).astype(np.float32)
             if progress:
                 progress(start + len(idx), len(texts))
-        with self.lock:
-            warnings = truncation_warnings(self.net.tokenizer, texts, self.max_tokens)
+        warnings = self.truncation_warnings(texts)
         # Normalise in fp32 ourselves: half-precision outputs on GPU would otherwise round the cosine.
         unit, ok = normalize_rows(vecs)
         return Encoding(unit, ok, warnings)
-
 
     def _encode_onnx(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Length-sorted texts through the ONNX pipeline, ``batch_size`` at a time (call with the lock held)."""
         assert self.onnx is not None
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for s in range(0, len(texts), batch_size):
-            feats = self.net.tokenizer(texts[s : s + batch_size], padding=True, truncation=True,
-                                       max_length=self.max_tokens, return_tensors="np")
+            feats = self.tokenizer(texts[s : s + batch_size], padding=True, truncation=True,
+                                   max_length=self.max_tokens, return_tensors="np")
             out[s : s + batch_size] = self.onnx(dict(feats))[0]
         return out
 

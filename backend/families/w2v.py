@@ -15,16 +15,19 @@ import re
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-from gensim.models import KeyedVectors
 
 from backend.base import Encoder, Encoding, ProgressFn, normalize_rows
 from backend.options import Option
 from backend.registry import PROJECT_ROOT, ModelSpec
 from backend.text import EN_WORD_PTB, has_cjk, script_name, tokenize
+
+if TYPE_CHECKING:
+    # gensim (and the scipy it pulls in) is imported where vectors are loaded: asking this family's roles and
+    # options imports this file, and that must not cost gensim's second of imports.
+    from gensim.models import KeyedVectors
 
 _SEP = "\x1e"  # ASCII record separator: never part of a word, so it marks sentence boundaries in a joined batch
 # backend.text's English word regexes (ASCII part), plus the separator.
@@ -46,6 +49,8 @@ def load_keyed_vectors(path: str, fmt: str = "kumo") -> KeyedVectors:
         return load_glove_kumo(path)
     if fmt == "npy":
         return load_npy_vectors(path)
+    from gensim.models import KeyedVectors
+
     if fmt in ("word2vec", "word2vec-binary"):
         return KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
     if fmt == "glove":
@@ -66,6 +71,7 @@ def load_glove_kumo(folder: str) -> KeyedVectors:
     Cached: the ESIM trainer and the ``w2v`` model share one copy.
     """
     import pandas as pd
+    from gensim.models import KeyedVectors
 
     folder_p = Path(folder)
     npy = next(folder_p.glob("*_emb.npy"), None)
@@ -85,6 +91,8 @@ def load_glove_kumo(folder: str) -> KeyedVectors:
 
 def load_npy_vectors(folder: str) -> KeyedVectors:
     """Load a ``vectors.npy`` + ``vocab.txt`` folder (``python -m backend train-w2v``), as float32."""
+    from gensim.models import KeyedVectors
+
     folder_p = Path(folder)
     # split("\n"), not splitlines(): a word may hold characters that splitlines() also breaks at.
     words = (folder_p / "vocab.txt").read_text(encoding="utf-8").removesuffix("\n").split("\n")
@@ -223,6 +231,8 @@ class WordVectorModel(Encoder):
         return known, unknown
 
     def _encode(self, texts: list[str], batch_size: int, show_progress_bar: bool, progress: ProgressFn | None) -> Encoding:
+        import scipy.sparse as sp
+
         n = len(texts)
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
