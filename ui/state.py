@@ -103,7 +103,7 @@ def session_id() -> str:
             del seen[s]
     be = backend()
     for s in gone:
-        be.remove_owner(s)  # a remote backend has none to remove and says so with []
+        be.remove_owner(s)  # a remote backend holds its session models in this process too
     return sid
 
 

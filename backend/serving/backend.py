@@ -153,7 +153,7 @@ class Backend:
         cache_size: int = 200_000, cache_dir: str | Any | None = None, batching: BatchSettings | None = None,
         max_memory: int | None = None,
     ) -> None:
-        self.registry = registry or Registry.load()
+        self.registry = registry if registry is not None else Registry.load()  # an empty one is a registry too
         self._device_request = device
         self._device: str | None = None
         self.max_loaded = max_loaded

@@ -18,15 +18,22 @@ What runs where:
   against the server's :meth:`~RemoteBackend.model_config`, and its search index, 2-D map and clusters are made
   here by the same pure functions the server uses (:mod:`backend.files.index`, :mod:`backend.lab.projection`);
   only the queries' vectors come from the server. Exact neighbours and k-means of texts are ranked here too, on
-  the server's vectors.
+  the server's vectors;
+* here, too, every model trained in a dashboard session (the Evaluation lab's Train tab): the server loads no
+  model files sent over the network (gensim's and torch's formats are pickles), so the first
+  :meth:`~RemoteBackend.add_session_model` starts a small in-process :class:`~backend.serving.Backend` that holds
+  only session models (persistent cache off), and every call that names a model goes to where that model lives.
+  :meth:`~RemoteBackend.similarity` over a mix of the server's models and session models sends each request to its
+  side and merges the results in the caller's order; the registry, loaded models, states and load errors are the
+  two sides merged.
 
 Long jobs are sent in chunks (at most the server's ``max_texts`` per request), so progress callbacks and
 ``should_stop`` work as they do locally. Vectors travel as base64 float32 bytes, never as pickles.
 
-What cannot be done remotely: handing out model objects (:meth:`RemoteBackend.model` raises and says what to
-call instead), registering or removing models (the registry is the server's; :class:`RemoteRegistry` is
-read-only, :meth:`RemoteBackend.add_session_model` raises, and :attr:`RemoteBackend.capabilities` says so up
-front), and clearing the server's caches.
+What cannot be done remotely: handing out the server's model objects (:meth:`RemoteBackend.model` raises and says
+what to call instead), registering models on the server (its registry is its ``models/registry.toml``;
+:class:`RemoteRegistry` is read-only: session models join through :meth:`RemoteBackend.add_session_model`, which
+keeps them here), and clearing the server's caches.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from backend.lab.projection import FIT_LIMIT, FIT_SAMPLE, Projection, Projection
 from backend.options import Option, OptionError
 from backend.registry import ModelRequest, ModelSpec, Registry
 from backend.results import ModelConfig, ModelLoadError, ModelResult, Neighbours, RoleError
-from backend.serving.backend import CHUNK, space_for, top_k_neighbours
+from backend.serving.backend import CHUNK, Backend, space_for, top_k_neighbours
 from backend.serving.protocol import BackendProtocol
 from backend.serving.speed import Speed
 from backend.text import clean_text
@@ -70,7 +77,8 @@ class RemoteError(RuntimeError):
 
 
 class RemoteRegistry(Registry):
-    """The server's registry as seen by a client: read-only (models are registered on the server)."""
+    """The server's registry as seen by a client, with the session models held in the client's process: read-only
+    (models are registered on the server; a session model joins through :meth:`RemoteBackend.add_session_model`)."""
 
     def add(self, spec: ModelSpec) -> None:
         raise TypeError("the registry of a remote backend is read-only: register models in the server's "
@@ -125,9 +133,9 @@ class RemoteBackend:
         Seconds per HTTP request (a chunk of a long job, a probe, or a model's first load).
     """
 
-    #: none of the protocol's optional capabilities: models trained in a browser session stay out of a server's
-    #: registry (see :data:`backend.serving.protocol.SESSION_MODELS`).
-    capabilities: frozenset[str] = frozenset()
+    #: models trained in a browser session join it (:data:`backend.serving.protocol.SESSION_MODELS`); they run in
+    #: this process, never on the server (:meth:`add_session_model`).
+    capabilities: frozenset[str] = frozenset({"session_models"})
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 300.0) -> None:
         base = url.rstrip("/")
@@ -143,6 +151,9 @@ class RemoteBackend:
         self._corpora = _Kept(4)
         self._indexes = _Kept(8)  # a million 384-d vectors is 1.5 GB, so only a few
         self._maps = _Kept(64)  # 2-D maps and k-means of embedded corpora
+        # Models trained in the dashboard's sessions, in this process (created by the first add_session_model).
+        self._session: Backend | None = None
+        self._session_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ transport
     def _call(self, method: str, path: str, json: Any = None) -> Any:
@@ -203,16 +214,21 @@ class RemoteBackend:
 
     @property
     def load_errors(self) -> dict[str, str]:
-        """Model -> why its last load failed (fresh from ``/health``)."""
-        return dict(self.health()["failed"])
+        """Model -> why its last load failed (the server's fresh from ``/health``, then the session models')."""
+        lb = self._session
+        return {**self.health()["failed"], **(lb.load_errors if lb is not None else {})}
 
     def loaded(self) -> list[str]:
-        """Keys of the models in the server's memory now."""
-        return list(self.health()["loaded"])
+        """Keys of the models in memory now: the server's, then the session models loaded here."""
+        lb = self._session
+        return [*self.health()["loaded"], *(lb.loaded() if lb is not None else [])]
 
     def model_states(self) -> dict[str, str]:
-        """Every key -> ``loaded``, ``loading``, ``failed`` or ``not loaded``."""
-        return {m["id"]: m["state"] for m in self._model_list(fresh=True)}
+        """Every key -> ``loaded``, ``loading``, ``failed`` or ``not loaded`` (the server's models, then the session
+        models')."""
+        lb = self._session
+        states = {m["id"]: m["state"] for m in self._model_list(fresh=True)}
+        return {**states, **(lb.model_states() if lb is not None else {})}
 
     def _limit(self) -> int:
         return int((self._health or self.health())["limits"]["max_texts"])
@@ -232,9 +248,15 @@ class RemoteBackend:
                 return m
         raise KeyError(f"unknown model {key!r}; registered: {', '.join(m['id'] for m in self._model_list())}")
 
+    def _here(self, key: str) -> Backend | None:
+        """The in-process backend when ``key`` is a model trained in a session here, else None (a server model)."""
+        lb = self._session
+        return lb if lb is not None and key in lb.registry else None
+
     @property
     def registry(self) -> RemoteRegistry:
-        """A read-only :class:`~backend.registry.Registry` of the server's models."""
+        """A read-only :class:`~backend.registry.Registry` of the server's models, then the session models held here
+        (each with its ``owner``, so :meth:`~backend.registry.Registry.visible` lists a session its own only)."""
         from types import MappingProxyType
 
         specs = [ModelSpec(m["id"], m["family"], m["label"], m["source"], m["language"],
@@ -242,46 +264,74 @@ class RemoteBackend:
                            m["default"], "", m["licence"], research_only=bool(m.get("research_only", False)),
                            stands_in_for=m.get("stands_in_for", ""), facts=MappingProxyType(dict(m.get("facts") or {})))
                  for m in self._model_list()]
+        lb = self._session
+        if lb is not None:
+            specs += list(lb.registry)
         return RemoteRegistry(specs, dict(self._registry_errors))
 
     def roles(self, key: str) -> frozenset[Role]:
         """``{"encoder"}``, ``{"pair_scorer"}`` or both; KeyError for an unknown key."""
+        if (lb := self._here(key)) is not None:
+            return lb.roles(key)
         return frozenset(self._entry(key)["roles"])
 
     def keys_with_role(self, role: Role, keys: Sequence[str] | None = None) -> list[str]:
-        """Those of ``keys`` (default: every registered model) that play ``role``."""
+        """Those of ``keys`` (default: every registered model, the session models included) that play ``role``."""
         listing = {m["id"]: m for m in self._model_list()}
-        return [k for k in (keys if keys is not None else listing) if k in listing and role in listing[k]["roles"]]
+        out = []
+        for k in keys if keys is not None else self.registry.keys():
+            if (lb := self._here(k)) is not None:
+                out += lb.keys_with_role(role, [k])
+            elif k in listing and role in listing[k]["roles"]:
+                out.append(k)
+        return out
 
     def option_specs(self, key: str) -> tuple[Option, ...]:
         """The options of ``key``, with ranges narrowed to the loaded weights once the server has loaded them."""
+        if (lb := self._here(key)) is not None:
+            return lb.option_specs(key)
         return tuple(_option(o) for o in self._call("GET", f"/v1/models/{key}")["option_specs"])
 
     def check_request(self, key: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate run-time options on the server (no work done); returns them converted."""
+        if (lb := self._here(key)) is not None:
+            return lb.check_request(key, options)
         return self._call("POST", "/v1/check", {"model": key, "options": options or {}})["options"]
 
     def info(self, key: str, **options: Any) -> dict[str, Any]:
-        """The model card facts of ``key`` (the server loads it)."""
+        """The model card facts of ``key`` (the server loads it; a session model loads here)."""
+        if (lb := self._here(key)) is not None:
+            return lb.info(key, **options)
         name = key + "".join(f":{k}={_arg(v)}" for k, v in options.items() if v is not None)
         return self._call("GET", f"/v1/info/{name}")
 
     def variant_for(self, key: str, lang: str) -> str:
         """The registered language variant of ``key`` for ``lang``, else ``key``."""
+        if (lb := self._here(key)) is not None:
+            return lb.variant_for(key, lang)
         v = self._entry(key)["variants"].get(lang)
         return v if v and any(m["id"] == v for m in self._model_list()) else key
 
     def load(self, key: str) -> None:
-        """Have the server load model ``key`` now (its model card loads it); raises ModelLoadError when it fails."""
-        self.info(key)
+        """Have the server load model ``key`` now (its model card loads it; a session model loads here); raises
+        ModelLoadError when it fails."""
+        if (lb := self._here(key)) is not None:
+            lb.load(key)
+        else:
+            self.info(key)
 
     def space_for(self, key: str, texts: Sequence[str]) -> tuple[str, str | None]:
         """The one model whose vector space holds all of ``texts`` (the rule of :func:`backend.serving.space_for`)."""
+        if (lb := self._here(key)) is not None:
+            return lb.space_for(key, texts)
         return space_for(self.registry, key, texts)
 
     def model_config(self, key: str, options: dict[str, Any] | None = None) -> ModelConfig:
         """The server's :class:`~backend.results.ModelConfig` of ``key`` with run-time ``options`` (``/v1/config``;
-        loads no weights). Vectors stored with another ``config_id`` are not comparable with the server's."""
+        loads no weights). Vectors stored with another ``config_id`` are not comparable with the server's. A
+        session model's configuration is made here, as :meth:`Backend.model_config` makes it."""
+        if (lb := self._here(key)) is not None:
+            return lb.model_config(key, options)
         r = self._call("POST", "/v1/config", {"model": key, "options": options or {}})
         return ModelConfig(r["key"], r["family"], r["source"], r["config_id"], dict(r["options"]))
 
@@ -289,6 +339,8 @@ class RemoteBackend:
         """A pair scorer's word alignment of ``a`` and ``b`` (``/v1/align``), as :meth:`Backend.align` returns it:
         ``tokens_a``, ``tokens_b``, ``matrix`` (np.ndarray float32, len_a x len_b), ``score`` (NaN when undefined),
         ``warnings``; None when the model has no alignment."""
+        if (lb := self._here(key)) is not None:
+            return lb.align(key, a, b)
         al = self._call("POST", "/v1/align", {"model": key, "a": a, "b": b})["alignment"]
         if al is None:
             return None
@@ -309,6 +361,8 @@ class RemoteBackend:
         """
         from backend.lab.probe import ProbeResult
 
+        if (lb := self._here(key)) is not None:
+            return lb.probe(key, data, whiten, whiten_dim, progress)
         limit = self._limit()
         if 2 * len(data) > limit:
             raise ValueError(f"the probe reads every pair at once: {len(data):,} pairs are {2 * len(data):,} texts, "
@@ -332,19 +386,41 @@ class RemoteBackend:
         return self._call("GET", "/v1/cache")
 
     def add_session_model(self, spec: ModelSpec, folder: str | Path | None = None) -> list[str]:
-        """Not available remotely (see :attr:`capabilities`): NotImplementedError saying what to do instead."""
-        raise NotImplementedError(
-            f"models trained in the dashboard cannot join the model server at {self.url}: its registry is its own "
-            "models/registry.toml, and it loads no model files sent over the network. Train with the dashboard "
-            "running the models in its own process (without SIMDASH_BACKEND_URL), or register the trained files in "
-            "the server's registry")
+        """Register a model trained in one session (``spec.owner``), its files in ``folder`` (deleted with it), in
+        this process: the server loads no model files sent over the network, so a session model runs here, in a
+        :class:`~backend.serving.Backend` that holds only session models, and every call naming it is answered here.
+
+        Returns
+        -------
+        list of str
+            Keys removed to keep the owner within :attr:`Backend.SESSION_MODELS_PER_OWNER`.
+
+        Raises
+        ------
+        ValueError
+            No owner, or a key the server already has (the two sides share one list of keys).
+        """
+        if not spec.owner:
+            raise ValueError("a session model needs an owner (the session id)")
+        if any(m["id"] == spec.key for m in self._model_list()):
+            raise ValueError(f"{spec.key!r} is a model of the server at {self.url}: a session model needs its own key")
+        with self._session_lock:
+            if self._session is None:
+                # Seeded with the spec: Backend reads models/registry.toml when handed an empty (falsy) Registry.
+                # Vectors are cached in memory only: session models are temporary, their keys never reused.
+                self._session = Backend(Registry([spec]), cache_dir="memory")
+        return self._session.add_session_model(spec, folder)
 
     def remove_owner(self, owner: str) -> list[str]:
-        """Nothing to remove: no session can register a model on a remote backend (:meth:`add_session_model`)."""
-        return []
+        """Remove every model of a session that has ended (its files too); returns their keys."""
+        lb = self._session
+        return lb.remove_owner(owner) if lb is not None else []
 
     def measure_speed(self, key: str, options: dict[str, Any] | None = None, n: int | None = None) -> Speed:
-        """Latency of one pair and throughput as the dashboard sees them: through the server, round trips included."""
+        """Latency of one pair and throughput as the dashboard sees them: through the server, round trips included
+        (a session model's on this machine)."""
+        if (lb := self._here(key)) is not None:
+            return lb.measure_speed(key, options, n)
         from backend.files.io import load_demo_corpus
         from backend.serving.speed import BENCH_SENTENCES
 
@@ -363,7 +439,9 @@ class RemoteBackend:
         return Speed(float(np.median(lat) * 1000), (n // 2) / max(time.perf_counter() - t0, 1e-9), "pairs")
 
     def model(self, key: str, **options: Any):
-        """Not available remotely: models live in the server's memory."""
+        """Not available remotely: models live in the server's memory (a session model's object is here)."""
+        if (lb := self._here(key)) is not None:
+            return lb.model(key, **options)
         raise NotImplementedError(f"model objects stay on the server ({self.url}); use info({key!r}) for the model "
                                   "card, embed/similarity/rerank to use it")
 
@@ -373,6 +451,8 @@ class RemoteBackend:
         batch_size: int | None = None,
     ) -> Encoding:
         """Sentence vectors of ``texts`` from model ``key`` (``batch_size`` is the server's business)."""
+        if (lb := self._here(key)) is not None:
+            return lb.embed(key, texts, options, progress, batch_size)
         texts = list(texts)
         step = self._limit()
         parts: list[Encoding] = []
@@ -397,6 +477,8 @@ class RemoteBackend:
     ) -> Neighbours:
         """Exact top-``k`` cosine neighbours; the corpus is embedded in chunks (with progress), ranked here by
         the same function the server uses."""
+        if (lb := self._here(key)) is not None:
+            return lb.neighbours(key, queries, corpus, k, options, progress)
         if int(k) < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         self._require_encoder(key)
@@ -410,6 +492,8 @@ class RemoteBackend:
         progress: ProgressFn | None = None,
     ) -> np.ndarray:
         """2-D coordinates (see :meth:`project_detailed`); NaN rows for texts without a vector."""
+        if (lb := self._here(key)) is not None:
+            return lb.project(key, texts, method, seed, n_neighbors, min_dist, options, progress)
         return self.project_detailed(key, texts, method, seed, n_neighbors, min_dist, options, progress).coords
 
     def project_detailed(
@@ -425,6 +509,9 @@ class RemoteBackend:
         """
         from backend.files.embed import EmbeddedCorpus
 
+        if (lb := self._here(key)) is not None:
+            return lb.project_detailed(key, corpus, method, seed, n_neighbors, min_dist, options, progress, fit_limit,
+                                       fit_sample)
         limit = FIT_LIMIT if fit_limit is None else int(fit_limit)
         sample = FIT_SAMPLE if fit_sample is None else int(fit_sample)
         if isinstance(corpus, EmbeddedCorpus):
@@ -472,6 +559,8 @@ class RemoteBackend:
         embedded corpus's stored vectors (checked against the server's configuration; cached). -1: no vector."""
         from backend.files.embed import EmbeddedCorpus
 
+        if (lb := self._here(key)) is not None:
+            return lb.clusters(key, texts, n_clusters, seed, options)
         if not isinstance(texts, EmbeddedCorpus):
             enc = self.embed(key, texts, options)
             return cluster_labels(enc.vectors, enc.valid, n_clusters, seed)
@@ -503,6 +592,8 @@ class RemoteBackend:
         """
         from backend.files.embed import load_embedded_corpus
 
+        if (lb := self._here(key)) is not None:
+            return lb.open_corpus(path, key, options)
         path = Path(path)
         cfg = self.model_config(key, options)
         ck = ("corpus", str(path.resolve()), path.stat().st_mtime_ns, cfg.config_id)
@@ -531,6 +622,8 @@ class RemoteBackend:
         """True when :meth:`build_index` would answer at once (built in this process, or saved beside the file)."""
         from backend.files.index import EXACT_LIMIT, saved_index_exists
 
+        if (lb := self._here(key)) is not None:
+            return lb.has_index(key, corpus, options, kind)
         ec = self._embedded(key, corpus, options)
         if len(ec) < EXACT_LIMIT and kind in ("auto", "exact"):
             return True
@@ -547,6 +640,8 @@ class RemoteBackend:
         stored vectors are sent to the server, to be embedded. See :meth:`Backend.build_index`."""
         from backend.files.index import get_index
 
+        if (lb := self._here(key)) is not None:
+            return lb.build_index(key, corpus, options, kind, progress, should_stop)
         ec = self._embedded(key, corpus, options, progress)
         ck = ("index", ec.config_id, ec.corpus_id, kind)
         hit = self._indexes.get(ck)
@@ -571,6 +666,8 @@ class RemoteBackend:
         from backend.files.embed import EmbeddedCorpus
         from backend.files.index import EXACT_LIMIT, IndexInfo
 
+        if (lb := self._here(key)) is not None:
+            return lb.search(key, queries, corpus, k, options, progress, should_stop, kind)
         if int(k) < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         if not isinstance(corpus, EmbeddedCorpus) and len(corpus) < EXACT_LIMIT and kind in ("auto", "exact"):
@@ -596,17 +693,39 @@ class RemoteBackend:
     ) -> dict[str, ModelResult]:
         """Score columns of pairs with several models, chunk by chunk, as :meth:`Backend.similarity` does.
 
-        Each chunk is one request for all models; a model that fails is reported in its result and not sent
-        again. Progress is in pair-model units.
+        Each chunk is one request for all the server's models; a model that fails is reported in its result and not
+        sent again. Session models (:meth:`add_session_model`) are scored here, after the server's, by the
+        in-process backend; the results come back in the order of ``keys``. Progress is in pair-model units over
+        both.
         """
         a, b = list(a), list(b)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
         requests = self.registry.requests(keys, options)
+        lb = self._session
+        mine = set(lb.registry.keys()) if lb is not None else set()
+        here = [r for r in requests if r.key in mine]
+        there = [r for r in requests if r.key not in mine]
+        out = self._similarity_there(a, b, there, len(requests), progress, should_stop, chunk)
+        if lb is not None and here:
+            base = len(a) * len(there)
+            total = len(a) * len(requests)
+            sub = None if progress is None else lambda d, t: progress(base + d, total)
+            out.update(lb.similarity(a, b, here, progress=sub, should_stop=should_stop, chunk=chunk))
+        return {r.name: out[r.name] for r in requests}
+
+    def _similarity_there(
+        self, a: list[str], b: list[str], requests: list[ModelRequest], n_requests: int,
+        progress: ProgressFn | None, should_stop: Callable[[], bool] | None, chunk: int,
+    ) -> dict[str, ModelResult]:
+        """The server's part of :meth:`similarity`: ``requests`` scored chunk by chunk, progress counted out of
+        ``len(a) * n_requests`` (the session models' pairs come after)."""
         n = len(a)
         out = {r.name: ModelResult(r.key, np.full(n, np.nan, dtype=np.float32), [[] for _ in range(n)], [r.key] * n)
                for r in requests}
-        total = n * len(requests)
+        if not requests:
+            return out
+        total = n * n_requests
         # Two texts per pair count against the server's limit.
         step = max(1, min(chunk, self._limit() // 2))
         for start in range(0, n, step):
@@ -642,6 +761,8 @@ class RemoteBackend:
         ValueError
             ``route_language=False``: the server always routes pairs to a model's language variant.
         """
+        if (lb := self._here(key)) is not None:
+            return lb.score_pairs(key, a, b, options, progress, route_language)
         if not route_language:
             raise ValueError("route_language=False is not available remotely: the server routes Chinese pairs to "
                              "a model's registered Chinese variant")
@@ -651,6 +772,8 @@ class RemoteBackend:
 
     def rerank(self, key: str, query: str, candidates: Sequence[str], options: dict[str, Any] | None = None) -> ModelResult:
         """Score one query against many candidates with model ``key`` (input order, as locally)."""
+        if (lb := self._here(key)) is not None:
+            return lb.rerank(key, query, candidates, options)
         return self.score_pairs(key, [query] * len(candidates), list(candidates), options)
 
 

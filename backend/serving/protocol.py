@@ -8,13 +8,15 @@ conformance suite against both):
   HTTP. Work that needs the weights (vectors, pair scores, alignments, the layer probe, model cards) runs on the
   server; work on vectors the dashboard already holds (an embedded corpus's search index, its 2-D map and its
   clusters) runs where the corpus file is, in the dashboard's process, after checking that the file's vectors
-  were made by the server's model configuration.
+  were made by the server's model configuration. Models trained in a dashboard session run in the dashboard's
+  process too (the server loads no model files sent over the network): the client routes every call that names
+  one to a small in-process :class:`~backend.serving.Backend` of session models.
 
-Code that holds "a backend" types it :class:`BackendProtocol` and asks it, never ``hasattr``, what it can do: the
-one thing only one side offers is named in :attr:`BackendProtocol.capabilities`. What is deliberately outside the
-protocol: ``model()`` (a model object exists only in-process; the command line, which always holds a
-:class:`~backend.serving.Backend`, uses it), the server's own state (``store``, ``batcher``, ``stats``) and the
-client's transport (``health()``, ``status()``, ``close()``).
+Code that holds "a backend" types it :class:`BackendProtocol` and asks it, never ``hasattr``, what it can do: what
+an implementation may lack is named in :attr:`BackendProtocol.capabilities` (both of ours offer all of it). What is
+deliberately outside the protocol: ``model()`` (a server's model objects exist only in its process; the command
+line, which always holds a :class:`~backend.serving.Backend`, uses it), the server's own state (``store``,
+``batcher``, ``stats``) and the client's transport (``health()``, ``status()``, ``close()``).
 
 ``isinstance(x, BackendProtocol)`` checks that every member is there; on Python 3.11 that reads the attributes, so
 on a :class:`~backend.serving.client.RemoteBackend` it asks the server for its health and registry once.
@@ -41,9 +43,10 @@ if TYPE_CHECKING:  # the protocol is read at run time by isinstance only: these 
     from backend.serving.speed import Speed
 
 #: capability: models trained in a dashboard session (the Evaluation lab's Train tab) can join the backend with
-#: :meth:`BackendProtocol.add_session_model`. Only the in-process backend has it: a server's registry is its
-#: ``models/registry.toml``, and it loads nothing a browser sends (a trained word2vec or ESIM would arrive as
-#: pickles or torch checkpoints, which the server never unpickles from the network).
+#: :meth:`BackendProtocol.add_session_model`. Both implementations have it; a remote backend keeps such models in
+#: the dashboard's own process, never on the server: a server's registry is its ``models/registry.toml``, and it
+#: loads nothing a browser sends (a trained word2vec or ESIM would arrive as pickles or torch checkpoints, which the
+#: server never unpickles from the network).
 SESSION_MODELS = "session_models"
 Capability = Literal["session_models"]
 
@@ -55,7 +58,8 @@ class BackendProtocol(Protocol):
     Attributes
     ----------
     registry : Registry
-        The models it can run (read-only for a remote backend).
+        The models it can run (read-only for a remote backend: the server's, then the session models held in the
+        dashboard's process).
     device : str
         Where the models run: ``cpu``, ``cuda``, ``mps`` (the server's device for a remote backend).
     load_errors : dict of str to str
@@ -119,7 +123,8 @@ class BackendProtocol(Protocol):
 
     def add_session_model(self, spec: ModelSpec, folder: str | Path | None = None) -> list[str]:
         """Register a model trained in a dashboard session (needs :data:`SESSION_MODELS`; NotImplementedError
-        saying why otherwise); returns the keys removed to keep the session within its quota."""
+        saying why otherwise); returns the keys removed to keep the session within its quota. A remote backend
+        runs it in the dashboard's process."""
         ...
 
     def remove_owner(self, owner: str) -> list[str]:

@@ -194,3 +194,40 @@ def test_the_pages_extras_work_remotely(pair):
     assert remote.align("pair", "a", "b") is None  # this fake scorer has no alignment (test_protocol: one that has)
     speed = remote.measure_speed("pair", n=8)
     assert speed.unit == "pairs" and speed.per_second > 0 and speed.latency_ms > 0
+
+
+def test_session_models_run_here_beside_the_servers(pair, tmp_path):
+    """A model trained in a dashboard session stays in the client's process: calls naming it are answered here, a
+    mix with the server's models is split by where each lives and merged in the caller's order."""
+    from backend.registry import ModelSpec
+    from backend.serving.protocol import SESSION_MODELS
+    from tests.fakes import TEXT_VECTORS
+
+    local, remote = pair
+    TEXT_VECTORS["mine"] = vec  # the same vectors as the server's enc
+    assert SESSION_MODELS in remote.capabilities
+    spec = ModelSpec("mine", "fake_encoder", "MINE", "path:mine", default=False, owner="s")
+    assert remote.add_session_model(spec, tmp_path) == []
+    try:
+        seen: list[tuple[int, int]] = []
+        got = remote.similarity(A, B, ["enc", "mine", "pair"], progress=lambda d, t: seen.append((d, t)))
+        assert list(got) == ["enc", "mine", "pair"]
+        np.testing.assert_array_equal(got["mine"].scores, got["enc"].scores)
+        np.testing.assert_allclose(got["pair"].scores, local.similarity(A, B, ["pair"])["pair"].scores, equal_nan=True)
+        assert got["mine"].used == ["mine"] * len(A) and "mine was trained on English only" in got["mine"].warnings[4][0]
+        # the server's two models in 3 chunks of 3 pairs (max_texts=6), then the session model's 8 pairs here
+        assert seen[:3] == [(6, 24), (12, 24), (16, 24)] and seen[-1] == (24, 24)
+        reg = remote.registry
+        assert isinstance(reg, RemoteRegistry) and reg["mine"].owner == "s" and reg.keys()[-1] == "mine"
+        with pytest.raises(TypeError, match="read-only"):
+            reg.add(spec)
+        assert "mine" in remote.loaded() and "mine" not in remote.health()["loaded"]  # loaded here, not there
+        assert remote.model("mine").key == "mine"  # a session model's object is in this process
+        with pytest.raises(NotImplementedError, match="stay on the server"):
+            remote.model("enc")
+        np.testing.assert_array_equal(remote.embed("mine", ["a b"]).vectors, local.embed("enc", ["a b"]).vectors)
+    finally:
+        assert remote.remove_owner("s") == ["mine"]
+    assert "mine" not in remote.registry and not tmp_path.exists()
+    with pytest.raises(KeyError, match="unknown model 'mine'"):
+        remote.embed("mine", ["x"])

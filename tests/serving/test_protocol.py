@@ -4,6 +4,8 @@
 Both must implement :class:`~backend.serving.protocol.BackendProtocol` with the same signatures, and the same
 calls must give the same numbers: scores, vectors, neighbours, a search over an embedded corpus (written by
 ``backend.files.embed``), 2-D maps, clusters, model configurations, ESIM-style alignments and the layer probe.
+Both take models trained in a dashboard session (a word2vec trained and registered as the Evaluation lab does): the
+remote one keeps them in its own process, and a mix of them and the server's models gives the same numbers.
 """
 
 from __future__ import annotations
@@ -175,22 +177,39 @@ def test_the_protocol_covers_every_call_the_dashboard_makes():
     for path in [*(REPO / "ui").rglob("*.py"), *(REPO / "pages").glob("*.py"), REPO / "app.py"]:
         used |= set(re.findall(r"\b(?:be|state\.backend\(\)|backend\(\))\.([a-zA-Z_]+)", path.read_text()))
     assert used and used <= set(methods) | set(attributes), used - set(methods) - set(attributes)
-    assert {"open_corpus", "search", "probe", "align", "capabilities", "url"} <= used
+    assert {"open_corpus", "search", "probe", "align", "add_session_model", "url"} <= used
     for path in [*(REPO / "ui").rglob("*.py"), *(REPO / "pages").glob("*.py")]:
         assert "hasattr(" not in path.read_text(), path
 
 
-def test_capabilities_say_what_only_one_side_offers(pair, tmp_path):
+def test_both_backends_take_session_models(pair, tmp_path):
+    """A session model joins either backend: listed for its session only, never on the server, gone with its owner."""
     local, remote = pair
-    assert SESSION_MODELS in local.capabilities and SESSION_MODELS not in remote.capabilities
+    assert SESSION_MODELS in local.capabilities and SESSION_MODELS in remote.capabilities
     assert local.url is None and remote.url.startswith("http://127.0.0.1:")
     spec = ModelSpec("mine", "fake_encoder", "MINE", "path:enc", default=False, owner="s1")
-    with pytest.raises(NotImplementedError, match="cannot join the model server"):
-        remote.add_session_model(spec, tmp_path)
-    assert remote.remove_owner("s1") == []
-    assert "mine" not in remote.registry
-    assert local.add_session_model(spec) == [] and "mine" in local.registry
-    assert local.remove_owner("s1") == ["mine"] and "mine" not in local.registry
+    for be in (local, remote):
+        assert be.remove_owner("s1") == []  # nothing registered for s1 yet
+        folder = tmp_path / type(be).__name__
+        folder.mkdir()
+        assert be.add_session_model(spec, folder) == [] and "mine" in be.registry
+        reg = be.registry
+        assert "mine" in reg.visible("s1") and "mine" not in reg.visible("s2") and "mine" not in reg.defaults()
+        assert reg.visible("s2") == [s.key for s in reg if s.key != "mine"]
+        assert be.roles("mine") == frozenset({"encoder"}) and "mine" in be.keys_with_role("encoder")
+        assert be.model_states()["mine"] == "not loaded"
+        with pytest.raises(ValueError, match="needs an owner"):
+            be.add_session_model(ModelSpec("ownerless", "fake_encoder", "X", "path:enc", default=False))
+        assert be.remove_owner("s1") == ["mine"] and "mine" not in be.registry and not folder.exists()
+    with pytest.raises(ValueError, match="a model of the server"):  # one list of keys: a server key stays the server's
+        remote.add_session_model(ModelSpec("enc", "fake_encoder", "ENC", "path:enc", default=False, owner="s1"))
+    assert remote.roles("enc") == frozenset({"encoder"})
+    with RemoteBackend(remote.url, api_key="k3y") as other:  # the server never heard of it
+        remote.add_session_model(spec)
+        assert "mine" in remote.registry and "mine" not in other.registry
+        with pytest.raises(KeyError):
+            other.roles("mine")
+        remote.remove_owner("s1")
 
 
 # ---------------------------------------------------------------------------------- the same numbers
@@ -396,6 +415,98 @@ def test_the_same_exceptions(be):
                           "enc", cfg.config_id, cfg.as_dict(), corpus_id="tiny")
     with pytest.raises(ValueError, match="at least 3 texts with a vector; enc has 1 of 4"):
         be.project_detailed("enc", tiny, method="pca")
+
+
+# ------------------------------------------------------------------------------------------ session models
+@pytest.fixture(scope="module")
+def trained_w2v():
+    """A tiny word2vec, trained once as the Evaluation lab trains one (seeded, one thread: reproducible)."""
+    from backend.w2v.config import Word2VecConfig
+    from backend.w2v.train import train_word2vec
+
+    return train_word2vec([t for t in CORPUS if t] * 3, Word2VecConfig(vector_size=16, min_count=1, epochs=3, seed=7))
+
+
+@pytest.fixture()
+def session_keys(pair, trained_w2v, tmp_path):
+    """The same trained vectors registered with each backend as the lab's "Add to the comparison" does; their keys
+    (each registration gets a new one)."""
+    from backend.w2v.train import register_session_model
+
+    keys = {}
+    for name, be in zip(("local", "remote"), pair, strict=True):
+        keys[name] = register_session_model(be, trained_w2v, weighting="mean", session="s1",
+                                            folder=tmp_path / name).key
+    yield keys
+    for be in pair:
+        be.remove_owner("s1")
+
+
+def test_a_session_model_beside_the_servers_gives_the_same_numbers(pair, session_keys):
+    local, remote = pair
+    seen = []
+    got = {}
+    for name, be in zip(("local", "remote"), pair, strict=True):
+        keys = ["enc", ModelRequest("mine", session_keys[name]), "pair", ModelRequest("enc x3", "enc", {"scale": 3.0})]
+        prog = (lambda d, t: seen.append((d, t))) if name == "remote" else None
+        got[name] = be.similarity(A, B, keys, progress=prog)
+        assert list(got[name]) == ["enc", "mine", "pair", "enc x3"]  # the caller's order, not the sides'
+    for k in ("enc", "mine", "pair", "enc x3"):
+        wl, wr = got["local"][k], got["remote"][k]
+        assert wl.error is None and wr.error is None, (k, wl.error, wr.error)
+        np.testing.assert_array_equal(wr.scores, wl.scores)
+        assert wr.warnings == wl.warnings
+    mine = got["remote"]["mine"]
+    assert mine.key == session_keys["remote"] and mine.used == [session_keys["remote"]] * len(A)
+    assert mine.scores[A.index("the cat sat")] == pytest.approx(1.0, abs=1e-6)  # "the cat sat" against itself
+    assert np.isnan(mine.scores[2]) and np.isfinite(mine.scores[[0, 1, 3, 4, 6]]).all()
+    # Progress over both sides, in pair-model units: the server's three models first, then the session model.
+    total = 4 * len(A)
+    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert all(t == total for _, t in seen)
+    # score_pairs and rerank go where the model is
+    sp = remote.score_pairs(session_keys["remote"], A, B)
+    np.testing.assert_array_equal(sp.scores, local.score_pairs(session_keys["local"], A, B).scores)
+
+
+def test_a_session_model_embeds_and_searches_alike(pair, session_keys):
+    local, remote = pair
+    kl, kr = session_keys["local"], session_keys["remote"]
+    el, er = local.embed(kl, CORPUS), remote.embed(kr, CORPUS)
+    assert er.vectors.shape == (len(CORPUS), 16)
+    np.testing.assert_array_equal(er.vectors, el.vectors)
+    assert er.valid.tolist() == el.valid.tolist() and not er.valid[2]
+    assert remote.roles(kr) == local.roles(kl) == frozenset({"encoder"})
+    assert kr in remote.keys_with_role("encoder") and kr not in remote.keys_with_role("pair_scorer")
+    assert kr in remote.keys_with_role("encoder", ["pair", kr, "enc"])
+    assert remote.option_specs(kr) == local.option_specs(kl)
+    assert remote.check_request(kr, {"weighting": "sif"}) == {"weighting": "sif"}
+    assert remote.model_config(kr).family == "w2v" and remote.variant_for(kr, "zh") == kr
+    assert remote.info(kr)["dim"] == 16 and kr in remote.loaded() and remote.model_states()[kr] == "loaded"
+    nl, nr = local.neighbours(kl, ["cat", "sea"], CORPUS, k=5), remote.neighbours(kr, ["cat", "sea"], CORPUS, k=5)
+    np.testing.assert_array_equal(nr.indices, nl.indices)
+    np.testing.assert_array_equal(nr.scores, nl.scores)
+    sl, sr = (be.search(k, ["the cat sat on the mat", "deep sea"], CORPUS, k=3) for be, k in ((local, kl), (remote, kr)))
+    np.testing.assert_array_equal(sr.indices, sl.indices)
+    assert sr.search.kind == "exact" and CORPUS[sr.indices[0, 0]] == "the cat sat on the mat"
+    pl, pr = (be.project_detailed(k, CORPUS, method="pca", seed=3) for be, k in ((local, kl), (remote, kr)))
+    np.testing.assert_allclose(pr.coords, pl.coords, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(remote.clusters(kr, CORPUS, 3, seed=1), local.clusters(kl, CORPUS, 3, seed=1))
+    assert remote.space_for(kr, CORPUS) == (kr, None) and remote.align(kr, "a", "b") is None
+
+
+def test_a_session_model_goes_with_its_session(pair, session_keys, tmp_path):
+    remote = pair[1]
+    for name, be in zip(("local", "remote"), pair, strict=True):
+        key = session_keys[name]
+        assert (tmp_path / name / "vectors.txt").exists()
+        assert be.remove_owner("s2") == [] and key in be.registry  # another session's end leaves it
+        assert be.remove_owner("s1") == [key]
+        assert key not in be.registry and key not in be.model_states() and not (tmp_path / name).exists()
+        with pytest.raises(KeyError):
+            be.embed(key, ["the cat"])
+    # the server's models are untouched
+    assert remote.similarity(["the cat"], ["a cat"], ["enc"])["enc"].error is None
 
 
 # ------------------------------------------------------------------------------------------ real models

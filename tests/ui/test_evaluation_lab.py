@@ -193,9 +193,14 @@ def remote_env(tiny_env, monkeypatch):
         yield url
 
 
-def test_with_a_backend_server_the_lab_evaluates_and_says_training_needs_the_models_here(remote_env):
+def test_with_a_backend_server_the_lab_evaluates_trains_and_compares_the_trained_model(remote_env):
+    """Remote mode does what local mode does: the server's models are evaluated there, a word2vec trained in the
+    browser joins this session's list (it runs in the dashboard's process: the server takes no model files) and is
+    evaluated beside them."""
     from backend.lab.evaluation import evaluate, load_labelled_pairs
     from backend.serving import Backend
+    from backend.serving.client import RemoteBackend
+    from ui import state
 
     at = lab()
     data = labelled_csv()
@@ -207,10 +212,79 @@ def test_with_a_backend_server_the_lab_evaluates_and_says_training_needs_the_mod
     want = evaluate(Backend(device="cpu", cache_dir="memory"), load_labelled_pairs(data), ["tinya", "tinyb"]).table()
     for k, rho in want.set_index("model")["spearman"].items():
         assert float(shown.at[k, "spearman"]) == pytest.approx(rho, abs=0.006)  # shown: 2 decimals
-    # Training asks the backend what it can do: a server takes no models from a browser, and the tab says so.
-    assert any("Training in the browser needs the models in this process" in i.value for i in at.info)
-    assert not [b for b in at.button if b.key == "lab_w2v_run"]
     assert any(f"models served by {remote_env}" in c.value for c in at.sidebar.caption)
+    # The Train tab trains here and adds the model to this session's list, as locally.
+    assert not any("Training in the browser" in i.value for i in at.info)
+    at.number_input(key="lab_w2v_epochs").set_value(2)
+    at.number_input(key="lab_w2v_dim").set_value(16)
+    at.number_input(key="lab_w2v_min").set_value(1)
+    at.run()
+    at.button(key="lab_w2v_run").click().run()
+    st_ = wait_for(at, "w2v")
+    assert st_.status == "done", st_.error
+    at.button(key="lab_w2v_add").click().run()
+    assert not at.exception
+    be = state.backend()
+    assert isinstance(be, RemoteBackend)
+    mine = [s.key for s in be.registry if s.owner == at.session_state["session_id"]]
+    assert len(mine) == 1 and any(mine[0] in s.value for s in at.success)
+    models = at.sidebar.multiselect(key="models")
+    assert models.options == ["tinya", "tinyb", mine[0]]
+    with RemoteBackend(remote_env) as other:  # the server's registry is its own
+        assert mine[0] not in other.registry
+    # Evaluated beside a server model: the page's numbers are the trained model's own.
+    models.set_value(["tinya", mine[0]]).run()
+    at.button(key="lab_metrics_run").click().run()
+    assert wait_for(at, "metrics").status == "done"
+    assert not at.exception
+    shown = frame_with(at, "model", "spearman", "auc").set_index("model")
+    assert list(shown.index) == ["tinya", mine[0]]
+    here = Backend(device="cpu", cache_dir="memory")
+    here.registry.add(be.registry[mine[0]])
+    rho = evaluate(here, load_labelled_pairs(data), [mine[0]]).table().set_index("model").at[mine[0], "spearman"]
+    assert float(shown.at[mine[0], "spearman"]) == pytest.approx(rho, abs=0.006)
+    # another session does not list it, and it goes when this session ends
+    assert mine[0] not in app("evaluate").sidebar.multiselect(key="models").options
+    state._sessions()[at.session_state["session_id"]] = 0.0
+    app("evaluate")
+    assert mine[0] not in be.registry
+
+
+def test_with_a_backend_server_an_esim_trained_here_is_added_and_aligns(remote_env):
+    """ESIM trained in the browser in remote mode: added (as often as asked, each time under a new key and with files
+    of its own), scored and aligned in the dashboard's process beside the server's models."""
+    from backend.serving import Backend
+    from ui import state
+
+    at = app("evaluate")
+    up = next(u for u in at.file_uploader if "lab_esim_upload" in (u.proto.id or ""))
+    up.set_value(("pairs.csv", labelled_csv(60), "text/csv")).run()
+    at.selectbox(key="lab_esim_emb").set_value("random")  # no GloVe download: learnt from these pairs
+    at.number_input(key="lab_esim_epochs").set_value(1).run()
+    at.button(key="lab_esim_run").click().run()
+    st_ = wait_for(at, "esim", 120)
+    assert st_.status == "done", st_.error
+    be = state.backend()
+    sid = at.session_state["session_id"]
+    seen: list[str] = []
+    for _ in range(5):  # a session keeps its last three: the fourth and fifth drop the oldest
+        at.button(key="lab_esim_add").click().run()
+        assert not at.exception
+        seen += [s.key for s in be.registry if s.owner == sid and s.key not in seen]
+    mine = [s.key for s in be.registry if s.owner == sid]
+    assert len(seen) == 5 and mine == seen[2:]  # five keys, never one twice (a reused key kept the old model)
+    assert at.sidebar.multiselect(key="models").options == ["tinya", "tinyb", *mine]
+    # every kept model still has its files (the dropped ones took only their own copies)
+    got = be.similarity(["a cat sleeps"], ["the cat sleeps"], ["tinya", *mine])
+    assert list(got) == ["tinya", *mine] and all(r.error is None for r in got.values())
+    assert len({float(got[k].scores[0]) for k in mine}) == 1  # one training, three copies
+    here = Backend(device="cpu", cache_dir="memory")
+    here.registry.add(be.registry[mine[-1]])
+    assert float(got[mine[-1]].scores[0]) == pytest.approx(
+        float(here.score_pairs(mine[-1], ["a cat sleeps"], ["the cat sleeps"]).scores[0]), abs=1e-6)
+    al = be.align(mine[-1], "a cat sleeps", "the cat sleeps")
+    assert al["tokens_a"] == ["a", "cat", "sleeps"] and al["matrix"].shape == (3, 3)
+    np.testing.assert_allclose(al["matrix"].sum(axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.slow

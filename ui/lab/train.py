@@ -1,5 +1,9 @@
 """The Train tab: word2vec on your corpus (here) and ESIM on your labelled pairs (:mod:`ui.lab.train_esim`), joining
-the comparison for your session."""
+the comparison for your session.
+
+Either backend takes them (:meth:`~backend.serving.protocol.BackendProtocol.add_session_model`): with a backend
+server, a trained model still runs in the dashboard's process, since the server loads no model files sent to it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import streamlit as st
 
 from backend.files.io import TableError
 from backend.lab.calibration import demo_corpus_texts
-from backend.serving.protocol import SESSION_MODELS
 from backend.w2v.train import (
     Word2VecConfig,
     nearest_words,
@@ -95,10 +98,7 @@ def w2v_train_ui() -> None:
 
 
 def train_tab() -> None:
-    """Both trainers (they need the models in this process: not with a remote backend)."""
-    if SESSION_MODELS not in state.backend().capabilities:
-        st.info(t("Training in the browser needs the models in this process; the dashboard is using a backend server."))
-        return
+    """Both trainers; what they train joins this session's model list, whichever backend the dashboard uses."""
     st.subheader(t("word2vec on your corpus"))
     w2v_train_ui()
     _added_ui()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import shutil
 import tempfile
 from types import MappingProxyType
 from typing import Any
@@ -19,18 +21,24 @@ from ui.lab.common import job_result_ui, start_job
 from ui.lab.data import SHARED_DATA
 from ui.widgets import upload_ui
 
+# A new key for every model added: counting the session's models would give a key again once the oldest is dropped
+# (a session keeps three), and a reused key would keep answering with the model loaded under it before.
+_ESIM_COUNTER = itertools.count(1)
+
 
 # Registered in on_click (before the rerun draws the sidebar), so the new model is in the sidebar's list at once.
 def _add_esim(res: Any, seed: int) -> None:
     sid = state.session_id()
-    n = sum(1 for s in state.backend().registry if s.owner == sid) + 1
     lang = res.config.language
-    spec = ModelSpec(key=f"esim-{sid}-{n}", family="esim", label=f"ESIM (trained here, {lang})",
-                     source=f"path:{res.out_dir}", language=lang, default=False, owner=sid,
+    # A copy of the checkpoint for each model added: the backend deletes a session model's folder when the model
+    # goes, and one training may be added more than once (the others would lose their files with the first).
+    folder = tempfile.mkdtemp(prefix="simdash-esim-")
+    shutil.copytree(res.out_dir, folder, dirs_exist_ok=True)
+    spec = ModelSpec(key=f"esim-{sid}-{next(_ESIM_COUNTER)}", family="esim", label=f"ESIM (trained here, {lang})",
+                     source=f"path:{folder}", language=lang, default=False, owner=sid,
                      options=MappingProxyType({}), note=f"ESIM trained in this session, seed {seed}")
-    state.backend().add_session_model(spec, res.out_dir)
+    state.backend().add_session_model(spec, folder)
     st.session_state["lab_added"] = spec.key
-
 
 
 def esim_train_ui() -> None:
