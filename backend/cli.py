@@ -45,8 +45,6 @@ from pathlib import Path
 
 from backend.base import ENCODER
 from backend.files.batch import CHUNK_ROWS
-from backend.files.io import TableError
-from backend.options import OptionError
 from backend.registry import ModelRequest
 
 #: subcommands other modules add: name -> (configure(parser), run(args) -> exit code)
@@ -155,16 +153,13 @@ run_pair.configure = _configure_pair
 # ------------------------------------------------------------------------------------------------ score
 @command("score", "add score_<model> columns to a CSV/TSV/Parquet file of sentence pairs, of any size")
 def run_score(args: argparse.Namespace) -> int:
-    from backend.files.batch import ResumeError, score_file
+    from backend.files.batch import score_file
 
     be = _backend(args, cache_size=FILE_JOB_CACHE)
     requests = resolve_models(be, args.models)  # a mistyped option fails before a big file is read
-    try:
-        job = score_file(be, args.input, args.output, requests, args.a_col, args.b_col, raw=args.raw,
-                         resume=args.resume, chunk_rows=args.chunk_rows, encoding=args.encoding)
-    except (TableError, ResumeError, FileNotFoundError, IsADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # An unreadable input, a refused output or resume ends in main()'s one error line (exit 2).
+    job = score_file(be, args.input, args.output, requests, args.a_col, args.b_col, raw=args.raw,
+                     resume=args.resume, chunk_rows=args.chunk_rows, encoding=args.encoding)
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     if job.result.complete:
@@ -242,20 +237,14 @@ run_score.configure = _configure_score
 # ------------------------------------------------------------------------------------------------ embed
 @command("embed", "write a corpus's sentence vectors (one column per model) to a Parquet file, of any size")
 def run_embed(args: argparse.Namespace) -> int:
-    from backend.files.batch import ResumeError
     from backend.files.embed import embed_file
-    from backend.results import RoleError
 
     be = _backend(args, cache_size=FILE_JOB_CACHE)
     if args.models is None:  # the default encoders: the defaults that score pairs only give no vectors
         args.models = ",".join(k for k in be.registry.defaults() if ENCODER in be.roles(k))
     requests = resolve_models(be, args.models)
-    try:
-        job = embed_file(be, args.input, args.output, requests, args.text_col, resume=args.resume,
-                         chunk_rows=args.chunk_rows)
-    except (TableError, ResumeError, RoleError, FileNotFoundError, IsADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    job = embed_file(be, args.input, args.output, requests, args.text_col, resume=args.resume,
+                     chunk_rows=args.chunk_rows)
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     if job.result.complete:
@@ -365,7 +354,7 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         if exc.errno == errno.ENOSPC:
             msg += ("; the rows finished so far are kept: free some space and run the same command with --resume")
         return msg, 2
-    if isinstance(exc, ValueError | TableError | OptionError):  # ResumeError and RegistryError included
+    if isinstance(exc, ValueError):  # TableError, OptionError, ResumeError, RoleError, RegistryError: all ValueErrors
         return str(exc), 2
     return (f"unexpected {type(exc).__name__}: {exc} (set SIMDASH_DEBUG=1 to see where; please report it)", 1)
 

@@ -5,6 +5,7 @@ model families alike."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 #: values of ``SIMDASH_CACHE`` (or of a ``cache_dir`` setting) that turn the persistent cache off.
@@ -30,4 +31,21 @@ def persistent_cache_off(setting: str | os.PathLike | None = None) -> bool:
     return str(value).strip().lower() in OFF_VALUES
 
 
-__all__ = ["OFF_VALUES", "default_dir", "persistent_cache_off"]
+def temp_beside(path: Path) -> Path:
+    """A new empty file in ``path``'s folder under a name no other writer has (``O_EXCL``); the caller removes
+    it.
+
+    Written there and renamed over the real name, a file appears whole or not at all (indexes, outputs, progress
+    files). Not :func:`tempfile.mkstemp`: its mode 0600 would make an index or an output saved beside shared data
+    unreadable to the other users of it; this one follows the umask like any file written.
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
+__all__ = ["OFF_VALUES", "default_dir", "persistent_cache_off", "temp_beside"]

@@ -67,6 +67,20 @@ register_family("fake_pair", FakePairScorer)
 register_family("fake_broken", BrokenModel)
 
 
+def word_vec(text: str) -> np.ndarray:
+    """A deterministic 8-d vector per text (word counts hashed into 8 slots): texts sharing words point alike."""
+    v = np.zeros(8, dtype=np.float32)
+    for w in text.lower().split():
+        v[sum(map(ord, w)) % 8] += 1
+    return v
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of the two texts' words: a pair score with known values."""
+    wa, wb = set(a.lower().split()), set(b.lower().split())
+    return len(wa & wb) / max(len(wa | wb), 1)
+
+
 def fake_backend(encoders: dict[str, Callable[[str], np.ndarray]] | None = None,
                  scorers: dict[str, Callable[[str, str], float]] | None = None,
                  broken: tuple[str, ...] = (), languages: dict[str, str] | None = None,

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,7 @@ import numpy as np
 
 from backend.base import ProgressFn
 from backend.jobs import StopRequested
-from backend.paths import default_dir, persistent_cache_off
+from backend.paths import default_dir, persistent_cache_off, temp_beside
 
 #: below this many vectors search is exact: a query costs n x d multiply-adds (~25 ms at 100,000 x 384 here).
 EXACT_LIMIT = 200_000
@@ -335,18 +334,18 @@ class VectorIndex:
         _remove_stale_temps(paths)
         tmp: dict[str, Path] = {}
         try:
-            tmp["faiss"] = _temp_beside(paths["faiss"])
+            tmp["faiss"] = temp_beside(paths["faiss"])
             try:
                 faiss.write_index(self.index, str(tmp["faiss"]))
             except RuntimeError as exc:  # faiss reports a full disk or an I/O error as a RuntimeError
                 raise OSError(f"cannot write {paths['faiss']}: {exc}") from exc
-            tmp["ids"] = _temp_beside(paths["ids"])
+            tmp["ids"] = temp_beside(paths["ids"])
             with open(tmp["ids"], "wb") as f:
                 np.save(f, np.asarray(self.ids, dtype=np.int64), allow_pickle=False)
             files = {k: {"bytes": tmp[k].stat().st_size, "sha256": _sha256(tmp[k])} for k in ("faiss", "ids")}
             info = {**asdict(self.info), "path": str(paths["faiss"]), "reused": False}
             body = {"format": SAVE_FORMAT, "info": info, "files": files}
-            tmp["json"] = _temp_beside(paths["json"])
+            tmp["json"] = temp_beside(paths["json"])
             tmp["json"].write_text(_dump({**body, "sha256": _digest(body)}), encoding="utf-8")
             for k in ("faiss", "ids", "json"):
                 os.replace(tmp[k], paths[k])
@@ -502,22 +501,6 @@ def _check_info(info, bad: str) -> IndexInfo:
             or not all(isinstance(k, str) and _is_int(v) and v >= 1 for k, v in info["params"].items())):
         raise _Refused(f"{bad}: info has values out of range)")
     return IndexInfo(**info)
-
-
-def _temp_beside(path: Path) -> Path:
-    """A new empty file in ``path``'s folder under a name no other writer has (``O_EXCL``); the caller removes
-    it.
-
-    Not :func:`tempfile.mkstemp`: its mode 0600 would make an index saved beside a shared corpus unreadable to
-    the other users of the corpus; this one follows the umask like any file written.
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
 
 
 def _remove_stale_temps(paths: dict[str, Path]) -> None:

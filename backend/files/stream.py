@@ -37,6 +37,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from backend.files.io import TableError, decode_bytes, sniff_separator
+from backend.paths import temp_beside
 
 #: bytes of the file's head used to detect its encoding and separator (and hashed to recognise the file).
 HEAD_BYTES = 1 << 20
@@ -566,13 +567,6 @@ def _open_private(path: Path, resume: bool):
     return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o644), "wb")
 
 
-def _temp_beside(path: Path, suffix: str = ".tmp") -> Path:
-    """A fresh, exclusively created temporary file in ``path``'s folder (so the final rename is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    return Path(name)
-
-
 class ChunkWriter:
     """Writes chunks towards one output file so that a killed job can go on from its last finished chunk.
 
@@ -642,7 +636,7 @@ class ChunkWriter:
                 self._schema = table.schema.remove_metadata()
             else:
                 table = table.cast(self._schema)  # every part has the first one's column types
-            tmp = _temp_beside(self._part(self.parts))
+            tmp = temp_beside(self._part(self.parts))
             try:
                 pq.write_table(table.replace_schema_metadata(None), tmp)
                 _fsync_path(tmp)
@@ -679,7 +673,7 @@ class ChunkWriter:
         if schema is None:
             raise TableError("no rows to write")
         schema = schema.with_metadata(metadata or {})
-        tmp = _temp_beside(self.path)
+        tmp = temp_beside(self.path)
         try:
             with pq.ParquetWriter(tmp, schema) as w:
                 for i in range(self.parts):
@@ -806,7 +800,7 @@ class Manifest:
         p = self.path_for(output)
         body = asdict(self)
         body["checksum"] = _checksum(body)
-        tmp = _temp_beside(p)
+        tmp = temp_beside(p)
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(body, f, ensure_ascii=False, indent=1)

@@ -21,7 +21,6 @@ import json
 import sys
 
 from backend.cli import _backend, _models_arg, command, positive_int, progress_bar, resolve_models
-from backend.files.io import TableError
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -47,8 +46,11 @@ def _load(args: argparse.Namespace):
         except ValueError:
             raise ValueError(f"--label-range must be LO,HI (e.g. 0,5), not {args.label_range!r}") from None
         rng = (lo, hi)
-    return load_labelled_pairs(args.input, args.a_col, args.b_col, args.label_col, rng, max_rows=args.max_rows,
-                               encoding=args.encoding)
+    data = load_labelled_pairs(args.input, args.a_col, args.b_col, args.label_col, rng, max_rows=args.max_rows,
+                               encoding=args.encoding)  # a bad file ends in main()'s one error line (exit 2)
+    for note in data.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return data
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -58,13 +60,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     be = _backend(args)
     models = resolve_models(be, args.models)  # a mistyped option fails before the file is read
-    try:
-        data = _load(args)
-    except (TableError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for note in data.notes:
-        print(f"note: {note}", file=sys.stderr)
+    data = _load(args)
     a_col, b_col, label_col = data.columns
     lo, hi = data.label_range
     print(f"evaluating {len(data)} pairs ({a_col!r} vs {b_col!r}, {data.kind} label {label_col!r} on {lo:g}–{hi:g}) "
@@ -106,22 +102,13 @@ def run_probe(args: argparse.Namespace) -> int:
     from backend.lab.probe import layer_name, probe_model
     from backend.lab.verdicts import probe_verdict
 
-    try:
-        data = _load(args)
-    except (TableError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for note in data.notes:
-        print(f"note: {note}", file=sys.stderr)
+    data = _load(args)
     be = _backend(args)
     bar, progress = progress_bar("sentence", args.quiet)
     try:
         result = probe_model(be, args.model, data, whiten=args.whiten, whiten_dim=args.whiten_dim, progress=progress)
-    except ValueError as exc:
-        bar.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    bar.close()
+    finally:
+        bar.close()  # before main() prints an error under it
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:

@@ -1,13 +1,14 @@
 """The cached backend: one object that the dashboard, the command line and the benchmarks share.
 
-:class:`Backend` loads each registered model lazily (once), keeps a bounded number loaded, caches sentence
-vectors per (model configuration, text), and offers the operations the dashboard is built from:
+:class:`Backend` loads each registered model lazily (once), keeps models loaded within a memory bound (least
+recently used unloaded beyond it), caches sentence vectors per (model configuration, text), and offers the operations the dashboard is built from:
 :meth:`~Backend.similarity`, :meth:`~Backend.embed`, :meth:`~Backend.neighbours`, :meth:`~Backend.project`
 and :meth:`~Backend.rerank`. A model that fails to load or raises produces an error *for that model only*:
 operations over several models return a result per model, with ``error`` set where it failed.
 
 Two layers sit under every vector and native pair score: a cache (an in-memory LRU, then the persistent SQLite
-store of :mod:`backend.serving.cache` shared by every process on the machine) and, for what neither has, dynamic batching
+store of :mod:`backend.serving.cache` shared by every process on the machine), asked by configuration id before any
+weights load (:class:`_Handle`), and, for what neither has, the model, loaded then, behind dynamic batching
 (:mod:`backend.serving.batching`): concurrent calls for the same model configuration — dashboard sessions are threads,
 and so are the HTTP server's requests — are merged into shared forward passes. ``SIMDASH_CACHE=0`` and
 ``SIMDASH_BATCH_WAIT_MS=0`` switch them off.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import threading
 import time
 import traceback
@@ -116,10 +118,6 @@ class _Handle:
             self._model = self.be.model(self.key, **self.options)
         return self._model
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
 
 class Backend:
     """Lazily loaded, cached models behind one set of operations.
@@ -185,10 +183,6 @@ class Backend:
         if self._device is None:
             self._device = pick_device(self._device_request)
         return self._device
-
-    @device.setter
-    def device(self, value: str) -> None:
-        self._device = value
 
     # ------------------------------------------------------------------------------------------- models
     def model(self, key: str, **options: Any) -> SentenceModel:
@@ -655,10 +649,13 @@ class Backend:
         """
         if int(k) < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        m = self._encoder(key, options)
-        c_enc = self._embed_with(m, corpus, progress)
-        q_enc = self._embed_with(m, queries)
-        return top_k_neighbours(q_enc, c_enc, k, m.key)
+        return self._exact_neighbours(self._encoder(key, options), queries, corpus, int(k), progress)[0]
+
+    def _exact_neighbours(self, h: _Handle, queries: Sequence[str], corpus: Sequence[str], k: int,
+                          progress: ProgressFn | None) -> tuple[Neighbours, int]:
+        """Exact neighbours and the vectors' dimension (from the vectors: a cached corpus loads no weights)."""
+        c_enc = self._embed_with(h, corpus, progress)
+        return top_k_neighbours(self._embed_with(h, queries), c_enc, k, h.key), int(c_enc.vectors.shape[1])
 
     def build_index(
         self, key: str, corpus, options: dict[str, Any] | None = None, kind: str = "auto",
@@ -771,11 +768,8 @@ class Backend:
         if int(k) < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         if not isinstance(corpus, EmbeddedCorpus) and len(corpus) < EXACT_LIMIT and kind in ("auto", "exact"):
-            nb = self.neighbours(key, queries, corpus, k, options, progress)
-            h = self._encoder(key, options)
-            # the corpus was just embedded: its first vector comes from the cache, not from the weights
-            dim = self._embed_with(h, list(corpus[:1])).vectors.shape[1] if len(corpus) else h.get().dim
-            nb.search = IndexInfo("exact", len(corpus), int(dim), engine="numpy")
+            nb, dim = self._exact_neighbours(self._encoder(key, options), queries, corpus, int(k), progress)
+            nb.search = IndexInfo("exact", len(corpus), dim, engine="numpy")
             return nb
         ec = self._embedded(key, corpus, options, progress)
         idx = self.build_index(key, ec, options, kind, progress, should_stop)
@@ -1031,28 +1025,27 @@ def model_bytes(m: Any, depth: int = 3) -> int:
     tables, found among its attributes (a hybrid's parts included); shared tensors are counted once."""
     seen: set[int] = set()
 
+    # A model holding torch modules has imported torch; one that has not (word vectors) is not made to.
+    torch = sys.modules.get("torch")
+
     def walk(obj: Any, d: int) -> int:
         if id(obj) in seen or d < 0:
             return 0
         seen.add(id(obj))
         if isinstance(obj, np.ndarray):
             return int(obj.nbytes)
-        try:
-            import torch
-
-            if isinstance(obj, torch.nn.Module):
-                tensors = [*obj.parameters(), *obj.buffers()]
-                return sum(t.numel() * t.element_size() for t in tensors if id(t) not in seen and not seen.add(id(t)))
-        except ImportError:
-            pass
-        vectors = getattr(obj, "vectors", None)  # gensim KeyedVectors
-        if isinstance(vectors, np.ndarray) and obj is not m:
-            return walk(vectors, d)
+        if torch is not None and isinstance(obj, torch.nn.Module):
+            total = 0
+            for t in [*obj.parameters(), *obj.buffers()]:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    total += t.numel() * t.element_size()
+            return total
         if isinstance(obj, (list, tuple)):
             return sum(walk(x, d - 1) for x in obj)
         if isinstance(obj, dict):
             return sum(walk(x, d - 1) for x in obj.values())
-        if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        if hasattr(obj, "__dict__") and not isinstance(obj, type):  # gensim's KeyedVectors.vectors included
             return sum(walk(x, d - 1) for x in vars(obj).values())
         return 0
 

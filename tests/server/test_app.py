@@ -13,20 +13,12 @@ from fastapi.testclient import TestClient
 from backend.families import register_family
 from backend.registry import ModelSpec
 from backend.server.app import ServerSettings, count_tokens, create_app
-from tests.fakes import FakeEncoder, fake_backend
-
-
-def vec(text: str) -> np.ndarray:
-    """A deterministic vector per text: texts sharing words point alike."""
-    v = np.zeros(8, dtype=np.float32)
-    for w in text.lower().split():
-        v[sum(map(ord, w)) % 8] += 1
-    return v
+from tests.fakes import FakeEncoder, fake_backend, word_overlap
+from tests.fakes import word_vec as vec
 
 
 def overlap(a: str, b: str) -> float:
-    wa, wb = set(a.lower().split()), set(b.lower().split())
-    return float("nan") if a == "?" else len(wa & wb) / max(len(wa | wb), 1)
+    return float("nan") if a == "?" else word_overlap(a, b)
 
 
 class Exploding(FakeEncoder):

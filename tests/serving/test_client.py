@@ -13,19 +13,9 @@ from backend.results import ModelLoadError, ModelResult, Neighbours, RoleError
 from backend.server.app import ServerSettings, create_app
 from backend.serving.client import RemoteBackend, RemoteRegistry
 from tests.fakes import fake_backend
+from tests.fakes import word_overlap as overlap
+from tests.fakes import word_vec as vec
 from tests.server.live import live_server
-
-
-def vec(text: str) -> np.ndarray:
-    v = np.zeros(8, dtype=np.float32)
-    for w in text.lower().split():
-        v[sum(map(ord, w)) % 8] += 1
-    return v
-
-
-def overlap(a: str, b: str) -> float:
-    wa, wb = set(a.lower().split()), set(b.lower().split())
-    return len(wa & wb) / max(len(wa | wb), 1)
 
 
 @pytest.fixture(scope="module")

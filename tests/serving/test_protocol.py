@@ -31,20 +31,9 @@ from backend.serving.protocol import SESSION_MODELS, BackendProtocol
 from backend.text import clean_text
 from tests.conftest import REPO
 from tests.fakes import FakeEncoder, FakePairScorer, fake_backend
+from tests.fakes import word_overlap as overlap
+from tests.fakes import word_vec as vec
 from tests.server.live import live_server
-
-
-def vec(text: str) -> np.ndarray:
-    """Texts sharing words point alike."""
-    v = np.zeros(8, dtype=np.float32)
-    for w in text.lower().split():
-        v[sum(map(ord, w)) % 8] += 1
-    return v
-
-
-def overlap(a: str, b: str) -> float:
-    wa, wb = set(a.lower().split()), set(b.lower().split())
-    return len(wa & wb) / max(len(wa | wb), 1)
 
 
 class Layered(FakeEncoder):

@@ -125,16 +125,21 @@ def test_missing_label_column_is_named(tiny_env):
     assert label.options == ["(none)", "note"]  # the mapping is offered: the person can pick the column
 
 
-def test_train_tab_trains_word2vec_and_adds_it_to_the_comparison(tiny_env):
-    from ui import state
-
-    at = app("evaluate", models=["tinyb"])
+def train_small_w2v(at):
+    """Train a 16-d word2vec for 2 epochs in the lab's Train tab and return the finished job's state."""
     at.number_input(key="lab_w2v_epochs").set_value(2)
     at.number_input(key="lab_w2v_dim").set_value(16)
     at.number_input(key="lab_w2v_min").set_value(1)
     at.run()
     at.button(key="lab_w2v_run").click().run()
-    st_ = wait_for(at, "w2v")
+    return wait_for(at, "w2v")
+
+
+def test_train_tab_trains_word2vec_and_adds_it_to_the_comparison(tiny_env):
+    from ui import state
+
+    at = app("evaluate", models=["tinyb"])
+    st_ = train_small_w2v(at)
     assert st_.status == "done", st_.error
     assert st_.result.epochs_done == 2 and len(st_.history) == 2
     assert any("16 dimensions" in s.value for s in at.success)
@@ -215,12 +220,7 @@ def test_with_a_backend_server_the_lab_evaluates_trains_and_compares_the_trained
     assert any(f"models served by {remote_env}" in c.value for c in at.sidebar.caption)
     # The Train tab trains here and adds the model to this session's list, as locally.
     assert not any("Training in the browser" in i.value for i in at.info)
-    at.number_input(key="lab_w2v_epochs").set_value(2)
-    at.number_input(key="lab_w2v_dim").set_value(16)
-    at.number_input(key="lab_w2v_min").set_value(1)
-    at.run()
-    at.button(key="lab_w2v_run").click().run()
-    st_ = wait_for(at, "w2v")
+    st_ = train_small_w2v(at)
     assert st_.status == "done", st_.error
     at.button(key="lab_w2v_add").click().run()
     assert not at.exception
