@@ -234,6 +234,58 @@ def _configure_score(p: argparse.ArgumentParser) -> None:
 run_score.configure = _configure_score
 
 
+# ------------------------------------------------------------------------------------------------ match
+@command("match", "match a file of questions against an FAQ or corpus: top k per question and model, resumable")
+def run_match(args: argparse.Namespace) -> int:
+    from backend.files.match import match_file
+
+    be = _backend(args, cache_size=FILE_JOB_CACHE)
+    # Default: the registry's default encoders, each routed by the corpus's language (sbert -> sbert-zh).
+    requests = resolve_models(be, args.models) if args.models else None
+    rerank = resolve_models(be, args.rerank)[0] if args.rerank else None
+    job = match_file(be, args.queries, args.corpus, args.output, requests, top_k=args.top_k, rerank=rerank,
+                     query_col=args.query_col, text_col=args.text_col, raw=args.raw, resume=args.resume,
+                     chunk_rows=args.chunk_rows, encoding=args.encoding)
+    for note in job.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if job.result.complete:
+        return 0
+    used = ", ".join(r.key for r in job.matcher.routes.values())
+    print(f"matching {job.query_col!r} against {len(job.matcher.corpus.texts):,} texts of {job.text_col!r} with "
+          f"{used}" + (f", reranked by {rerank.key}" if rerank else "") + f" on {be.device}", file=sys.stderr)
+    if args.engine != "local":
+        print("error: match runs on the local engine only", file=sys.stderr)
+        return 2
+    result = _run_job(job, be, args)
+    if result is None:
+        return 2
+    print(f"wrote {args.output}: {result.rows:,} questions in {result.seconds:.1f}s", file=sys.stderr)
+    if result.stopped is not None:
+        print(f"error: {result.stopped}; the output has the questions before it", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _configure_match(p: argparse.ArgumentParser) -> None:
+    from backend.files.match import MATCH_CHUNK_ROWS
+
+    p.add_argument("queries", help="questions: CSV/TSV/TXT/Parquet with a query (question, text) column")
+    p.add_argument("corpus", help="the FAQ or corpus: CSV/TSV/TXT/Parquet with a text column")
+    p.add_argument("output", help=".csv, .tsv or .parquet: one row per question, model and rank")
+    _models_arg(p)
+    p.add_argument("--top-k", type=positive_int, default=5, help="matches per question and model (default 5)")
+    p.add_argument("--rerank", default=None, help="a pair scorer that rescores each (question, match) pair: cross")
+    p.add_argument("--query-col", default=None, help="the questions' column (default: query, question, text, or the only one)")
+    p.add_argument("--text-col", default=None, help="the corpus's column (default: text, faq, question, ..., or the only one)")
+    p.add_argument("--encoding", default=None, help="the questions file's encoding, when detection guesses wrong")
+    p.add_argument("--raw", action="store_true", help="write text cells as they are (no formula escaping)")
+    _file_job_args(p)
+    p.set_defaults(chunk_rows=MATCH_CHUNK_ROWS)
+
+
+run_match.configure = _configure_match
+
+
 # ------------------------------------------------------------------------------------------------ embed
 @command("embed", "write a corpus's sentence vectors (one column per model) to a Parquet file, of any size")
 def run_embed(args: argparse.Namespace) -> int:
@@ -250,7 +302,7 @@ def run_embed(args: argparse.Namespace) -> int:
     if job.result.complete:
         return 0
     where = be.device if args.engine == "local" else f"Ray ({args.address or 'local'})"
-    print(f"embedding {job.text_col!r} with {', '.join(r.name for r in requests)} on {where}", file=sys.stderr)
+    print(f"embedding {job.text_col!r} with {', '.join(r.key for r in job.models)} on {where}", file=sys.stderr)
     result = _run_job(job, be, args)
     if result is None:
         return 2
@@ -335,7 +387,7 @@ def _load_extensions() -> None:
     """Import modules that register more subcommands (evaluation lab), if present."""
     import importlib
 
-    for mod in ("backend.lab.evaluation_cli", "backend.server", "backend.w2v.cli"):
+    for mod in ("backend.lab.evaluation_cli", "backend.server", "backend.w2v.cli", "backend.finetune.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -21,6 +21,7 @@ from ui.widgets import (
     Progress,
     corpus_ui,
     download_ui,
+    embedded_routes_ui,
     load_models_ui,
     models_ui,
     plain,
@@ -40,8 +41,9 @@ def search(queries: list[str], texts: list[str], k: int, keys: list[str], option
     bar = Progress(t("Embedding the corpus…"))
     for i, key in enumerate(keys):
         try:
-            used, notes[key] = be.space_for(key, [*texts, *queries])
-            results[key] = be.neighbours(used, queries, texts, k, options.get(key), progress=lambda d, n, i=i, key=key: bar(
+            route = be.route_texts(key, [*texts, *queries], options.get(key))
+            used, notes[key] = route.key, route.note
+            results[key] = be.neighbours(used, queries, texts, k, route.options, progress=lambda d, n, i=i, key=key: bar(
                 i * n + d, n * len(keys), t("Embedding the corpus with {key} ({i} of {n})…", key=key, i=i + 1, n=len(keys))))
         except Exception as exc:
             errors[key] = str(exc).strip("'\"")
@@ -50,26 +52,30 @@ def search(queries: list[str], texts: list[str], k: int, keys: list[str], option
 
 
 def search_embedded(queries: list[str], corpus: Corpus, k: int, keys: list[str],
-                    options: dict) -> tuple[dict, dict, dict]:
-    """Every model's top-k in an embedded corpus, through its search index.
+                    options: dict) -> tuple[dict, dict, dict, list]:
+    """Every model's top-k in an embedded corpus, through its search index, and the models shown (the file's own
+    vectors answer: a variant's for a model it lacks, its own models when it holds none of the selected).
 
     An index not built yet (a large corpus, approximate) is built as a background job with progress and Cancel;
     the page shows the other models meanwhile, and no visitor waits on another's build.
     """
     be = state.backend()
     results, errors, notes, todo = {}, {}, {}, []
-    for key in keys:
+    routes = embedded_routes_ui(corpus, keys, options)
+    options = {shown: r.options for shown, r in routes.items()}
+    for shown, route in routes.items():
+        key = route.key
         try:
-            ec = be.open_corpus(corpus.path, key, options.get(key))
-            if be.has_index(key, ec, options.get(key)):
+            ec = be.open_corpus(corpus.path, key, options.get(shown))
+            if be.has_index(key, ec, options.get(shown)):
                 t0 = time.perf_counter()
-                results[key] = be.search(key, queries, ec, k, options.get(key))
-                notes[key] = t("searched in {ms} ms ({n} queries, embedding them included)",
-                               ms=f"{(time.perf_counter() - t0) * 1e3:.0f}", n=len(queries))
+                results[shown] = be.search(key, queries, ec, k, options.get(shown))
+                notes[shown] = t("searched in {ms} ms ({n} queries, embedding them included)",
+                                 ms=f"{(time.perf_counter() - t0) * 1e3:.0f}", n=len(queries))
             else:
                 todo.append((key, ec))
         except Exception as exc:
-            errors[key] = str(exc).strip("'\"")
+            errors[shown] = str(exc).strip("'\"")
     if todo:
         name = f"nb_index_{corpus.name}"
         job = st.session_state.get(f"lab_job_{name}")
@@ -83,7 +89,7 @@ def search_embedded(queries: list[str], corpus: Corpus, k: int, keys: list[str],
                 message = t("Building the index of {key} ({i} of {n})…", key="{key}", i="{i}", n=len(todo))
                 start_job(name, lambda job: build_indexes(job, be, todo, options, message))
                 st.rerun()
-    return results, errors, notes
+    return results, errors, notes, list(routes)
 
 
 def build_indexes(job, be, todo: list, options: dict, message: str) -> list:
@@ -151,7 +157,7 @@ def neighbours_ui() -> None:
     if corpus.path is None:
         results, search_errors, notes = search(queries, corpus.texts, k, ok, settings.options)
     else:
-        results, search_errors, notes = search_embedded(queries, corpus, k, ok, settings.options)
+        results, search_errors, notes, keys = search_embedded(queries, corpus, k, ok, settings.options)
     errors |= search_errors
     sets = {key: topk_sets(nb.indices) for key, nb in results.items()}
     overlap = overlap_matrix(sets) if len(results) >= 2 else None

@@ -12,7 +12,16 @@ from ui.escape import plain
 from ui.frame import page_settings
 from ui.i18n import t, tw
 from ui.tables import cluster_names
-from ui.widgets import Corpus, Progress, corpus_ui, download_ui, load_models_ui, models_ui, short_error
+from ui.widgets import (
+    Corpus,
+    Progress,
+    corpus_ui,
+    download_ui,
+    embedded_routes_ui,
+    load_models_ui,
+    models_ui,
+    short_error,
+)
 
 DEFAULT_QUERY = "My flight was cancelled, can I get my money back?"
 #: UMAP on more points takes minutes on a CPU; a seeded sample keeps the page interactive.
@@ -54,7 +63,8 @@ def texts_ui(corpus: Corpus, keys: list[str], method: str, seed: int, colour: st
     for i, key in enumerate(k for k in keys if k not in errors):
         opts = options.get(key)
         try:
-            used[key], notes[key] = be.space_for(key, all_texts)
+            route = be.route_texts(key, all_texts, opts)
+            used[key], notes[key], opts = route.key, route.note, route.options
             coords[key] = be.project(used[key], all_texts, method, seed, options=opts, progress=lambda d, n, i=i, key=key: bar(
                 i * n + d, n * len(keys), t("{method} of {n} texts with {key} ({i} of {m})…", method=method.upper(),
                                             n=len(all_texts), key=key, i=i + 1, m=len(keys))))
@@ -82,21 +92,23 @@ def embedded_ui(corpus: Corpus, keys: list[str], method: str, seed: int, colour:
     texts, labels, errors = None, None, {}
     coords, groups, notes, used = {}, {}, {}, {}
     bar = Progress(t("Projecting…"))
-    for i, key in enumerate(keys):
-        opts = options.get(key)
-        bar(i, len(keys), t("{method} of {n} stored vectors of {key} ({i} of {m})…", method=method.upper(),
-                            n=f"{n_show:,}", key=key, i=i + 1, m=len(keys)))
+    routes = embedded_routes_ui(corpus, keys, options)
+    for i, (shown, route) in enumerate(routes.items()):
+        key, opts = route.key, route.options
+        bar(i, len(routes), t("{method} of {n} stored vectors of {key} ({i} of {m})…", method=method.upper(),
+                              n=f"{n_show:,}", key=key, i=i + 1, m=len(routes)))
         try:
             ec = be.open_corpus(corpus.path, key, opts).sample(n_show, seed)
             proj = be.project_detailed(key, ec, method, seed, options=opts)
-            coords[key], used[key], notes[key] = proj.coords, key, proj.info.describe()
+            coords[shown], used[shown], notes[shown] = proj.coords, key, proj.info.describe()
             if colour == "cluster":
-                groups[key] = cluster_names(be.clusters(key, ec, n_clusters, seed, opts), t("cluster"), t("no vector"))
+                groups[shown] = cluster_names(be.clusters(key, ec, n_clusters, seed, opts), t("cluster"),
+                                              t("no vector"))
             if texts is None:
                 texts = list(ec.texts)
                 labels = None if ec.labels is None else ec.labels.tolist()
         except Exception as exc:
-            errors[key] = str(exc).strip("'\"")
+            errors[shown] = str(exc).strip("'\"")
     bar.done()
     return texts or [], labels, coords, groups, notes, used, errors
 
@@ -114,6 +126,8 @@ def projection_ui() -> None:
     if corpus.path is not None:
         texts, labels, coords, groups, notes, used, errors = embedded_ui(corpus, keys, method, seed, colour,
                                                                          n_clusters, settings.options)
+        keys = [k for k in [*keys, *coords] if k in coords or k in errors]
+        keys = list(dict.fromkeys(keys))
         query = ""
     else:
         texts, labels, coords, groups, notes, used, errors = texts_ui(corpus, keys, method, seed, colour, n_clusters,

@@ -101,17 +101,24 @@ def options_ui(keys: list[str]) -> dict[str, dict[str, Any]]:
             continue
         st.subheader(t("{family} options", family=family))
         st.caption(t("Applies to: {keys}", keys=", ".join(members)))
-        values = {}
+        values, widget_defaults = {}, {}
         for opt in runtime:
             merged = _merged(specs, opt.name)
             default = reg[members[0]].options.get(opt.name, opt.default)
+            widget_defaults[opt.name] = default
             values[opt.name] = option_widget(family, merged, default)
             if opt.name == "layer":
                 depths = {k: -int(_merged([s], "layer").low) - 1 for k, s in zip(members, specs, strict=True)
                           if _merged([s], "layer").low is not None}
                 st.caption(_layer_caption(int(values["layer"]), depths))
-        for k in members:
-            out[k] = dict(values)
+        # A setting left at the widget's default is not a choice: each model keeps its own registry value (w2v-zh
+        # its tuned sif_a, not w2v's); a changed one applies to every model of the family.
+        for k, spec in zip(members, specs, strict=True):
+            own = {o.name: reg[k].options.get(o.name, o.default) for o in spec if o.runtime}
+            out[k] = {name: (v if v != widget_defaults[name] else own.get(name, v)) for name, v in values.items()}
+        if len(members) > 1 and any(out[k] != out[members[0]] for k in members):
+            st.caption(t("Runs as: {runs}", runs=" · ".join(
+                f"{k} " + ", ".join(f"{n}={v}" for n, v in out[k].items()) for k in members)))
     return out
 
 

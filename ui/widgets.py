@@ -263,6 +263,34 @@ def pair_columns_ui(frame: pd.DataFrame, key: str, label_required: bool = False)
 
 
 @dataclass
+def embedded_routes_ui(corpus: Corpus, keys: list[str], options: dict) -> dict:
+    """Which stored vectors answer for each selected model on an embedded corpus (its own models when none of the
+    selected ones is in it), with one note saying what the file holds and how to add a model.
+
+    Returns ``{key shown: Route}``; a route's ``key`` is the model whose stored vectors are read."""
+    from backend.files.embed import corpus_keys
+    from backend.routing import corpus_routes
+
+    be = state.backend()
+    try:
+        held = corpus_keys(corpus.path)
+    except Exception as exc:  # not an embedded corpus after all: the page's own error says why
+        st.error(t("{name} cannot be read as an embedded corpus: {error}", name=plain(corpus.name),
+                   error=short_error(str(exc))))
+        return {}
+    routes, missing = corpus_routes(be.registry, be.option_specs, held, keys, options)
+    if missing or any(r.routed for r in routes.values()) or set(routes) - set(keys):
+        used = ", ".join(f"{k} → {r.key}" if r.routed else k for k, r in routes.items())
+        msg = t("{name} holds vectors of {held}; shown: {used}.", name=plain(corpus.name), held=", ".join(held),
+                used=used)
+        if missing:
+            msg += " " + t("Not in the file: {missing}. To add one: `python -m backend embed CORPUS.csv "
+                           "{name} --models {key}` (a new file with that model's vectors too).",
+                           missing=", ".join(missing), name=plain(corpus.name), key=missing[0])
+        st.info(msg)
+    return routes
+
+
 class Corpus:
     """The texts the Neighbours and Projection pages search and map.
 

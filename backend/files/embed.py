@@ -149,17 +149,36 @@ def embed_file(
         if ENCODER not in be.roles(r.key):
             raise RoleError(f"{r.key} scores pairs only and gives no sentence vectors; embed with an encoder "
                             f"({', '.join(be.keys_with_role(ENCODER))})")
-    configs = {r.name: be.model_config(r.key, r.options) for r in requests}
     corpus_id = uuid.uuid4().hex
-    chosen: dict[str, Any] = {}
+    chosen: dict[str, Any] = {"notes": []}
 
     def make(head: pd.DataFrame):
         col = pick_text_column(head.columns, text_col)
         chosen["text_col"] = col
-        stages = [EmbedStage(r, text_col=col) for r in requests]
+        # One model per request for the whole corpus, chosen by the language of its first rows (the rule of
+        # backend.routing, shared by every surface): `--models sbert` on a Chinese corpus stores sbert-zh vectors,
+        # under sbert-zh's name, and says so.
+        texts = head[col].dropna().astype(str).tolist()
+        routed = []
+        for r in requests:
+            route = be.route_texts(r.key, texts, r.options) if hasattr(be, "route_texts") else None
+            if route is not None and route.key != r.key:
+                name = route.key if r.name == r.key else r.name
+                routed.append(ModelRequest(name, route.key, route.options))
+                chosen["notes"].append(f"{r.name}: {route.note}")
+            else:
+                routed.append(r)
+                if route is not None and route.note:
+                    chosen["notes"].append(f"{r.name}: {route.note}")
+        names = [r.name for r in routed]
+        if len(set(names)) != len(names):
+            raise TableError(f"two of the models embed this corpus with the same model after routing ({', '.join(names)}); "
+                             "name each once")
+        configs = {r.name: be.model_config(r.key, r.options) for r in routed}
+        stages = [EmbedStage(r, text_col=col) for r in routed]
         chosen["stages"] = stages
         opts = {"text_col": col, "format": "parquet",
-                "models": [{"name": r.name, "config": configs[r.name].config_id} for r in requests]}
+                "models": [{"name": r.name, "config": configs[r.name].config_id} for r in routed]}
 
         def metadata() -> dict[bytes, bytes]:
             meta = {"version": 1, "corpus_id": corpus_id, "text_col": col, "models": [
@@ -171,6 +190,8 @@ def embed_file(
 
     job = FileJob.open(input, output, "embed", make, resume=resume, chunk_rows=chunk_rows, to_table=vectors_to_arrow)
     job.text_col = chosen["text_col"]
+    job.notes[:0] = chosen["notes"]  # the same list as job.result.notes
+    job.models = [st.request for st in chosen["stages"]]
     return job
 
 
@@ -289,6 +310,12 @@ def read_embedding_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def corpus_keys(path: str | Path) -> list[str]:
+    """The registry keys whose vectors an embedded-corpus file holds (from its metadata), in file order."""
+    meta = read_embedding_metadata(path)
+    return [str(m.get("key") or m.get("name")) for m in meta.get("models", [])]
+
+
 def read_corpus_texts(path: str | Path) -> tuple[TextColumn, np.ndarray | None, str]:
     """The texts of an embedded-corpus file (read from Arrow on demand) and its label column, if any.
 
@@ -393,6 +420,17 @@ def embed_texts(be, key: str, texts: Sequence[str], options: dict[str, Any] | No
                           ["; ".join(w) for w in enc.warnings])
 
 
-__all__ = ["CorpusMismatch", "EmbedStage", "EmbeddedCorpus", "corpora_dir", "embed_file", "embed_texts",
-           "list_embedded_corpora", "load_embedded_corpus", "read_corpus_texts", "read_embedding_metadata"]
+__all__ = [
+    "CorpusMismatch",
+    "EmbedStage",
+    "EmbeddedCorpus",
+    "corpora_dir",
+    "corpus_keys",
+    "embed_file",
+    "embed_texts",
+    "list_embedded_corpora",
+    "load_embedded_corpus",
+    "read_corpus_texts",
+    "read_embedding_metadata",
+]
 

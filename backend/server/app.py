@@ -496,6 +496,14 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         except OptionError as exc:
             raise ApiError(422, "invalid_option", str(exc), "options") from None
 
+    def routed(key: str, opts: dict[str, Any], texts: list[str]):
+        """The one model (and options) that embeds all of ``texts`` for ``key``: the rule every surface shares
+        (backend.routing); the variant is loaded (or waited for) like the asked model."""
+        r = run(be.route_texts, key, texts, opts)
+        if r.key != key:
+            loader.ensure(r.key, cfg.load_wait_s)
+        return r
+
     def require_role(key: str, role: str) -> None:
         if role not in be.roles(key):
             raise ApiError(422, "wrong_role", f"{key} scores pairs only (it reads both texts together) and gives no "
@@ -623,8 +631,10 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
             if not clean_text(t):
                 raise ApiError(422, "invalid_request", f"input[{i}] is empty (or only whitespace/control "
                                "characters): no vector can be made for it", f"input[{i}]")
-        key, opts = resolve(req.model, req.options)
-        require_role(key, ENCODER)
+        asked, opts = resolve(req.model, req.options)
+        require_role(asked, ENCODER)
+        r = routed(asked, opts, texts)
+        key, opts = r.key, r.options
         m = run(be.model, key, **opts)
         if req.dimensions is not None and req.dimensions != m.dim:
             raise ApiError(422, "invalid_request", f"dimensions={req.dimensions} is not supported: {key} gives "
@@ -636,7 +646,8 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                  "embedding": base64.b64encode(enc.vectors[i].astype("<f4").tobytes()).decode("ascii") if b64
                  else enc.vectors[i].tolist()} for i in range(len(texts))]
         n = count_tokens(texts)
-        return {"data": data, "model": req.model, "usage": {"prompt_tokens": n, "total_tokens": n}}
+        return {"data": data, "model": key, "asked": req.model, "note": r.note,
+                "usage": {"prompt_tokens": n, "total_tokens": n}}
 
     @app.post("/v1/embed", response_model=S.EmbedResponse, tags=["vectors"],
               summary="Vectors with validity and warnings per text (the Python client's embed)")
@@ -718,8 +729,9 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         check_texts([*req.queries, *req.corpus], "corpus", "/v1/neighbours")
         key, opts = resolve(req.model, req.options)
         require_role(key, ENCODER)
-        n = run(be.neighbours, key, req.queries, req.corpus, req.k, opts)
-        return {"model": n.model, "indices": n.indices.tolist(), "scores": [_float_or_none(r) for r in n.scores],
+        r = routed(key, opts, [*req.corpus, *req.queries])
+        n = run(be.neighbours, r.key, req.queries, req.corpus, req.k, r.options)
+        return {"model": n.model, "note": r.note, "indices": n.indices.tolist(), "scores": [_float_or_none(r) for r in n.scores],
                 "warnings": n.warnings, "corpus_warnings": n.corpus_warnings}
 
     @app.post("/v1/project", response_model=S.ProjectResponse, tags=["vectors"],
@@ -729,9 +741,10 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         check_texts(req.texts, "texts", "/v1/project")
         key, opts = resolve(req.model, req.options)
         require_role(key, ENCODER)
-        proj = run(be.project_detailed, key, req.texts, req.method, req.seed, req.n_neighbors, req.min_dist, opts,
-                   fit_limit=req.fit_limit, fit_sample=req.fit_sample)
-        return {"model": key, "coords": [_float_or_none(r) for r in proj.coords], "info": asdict(proj.info)}
+        r = routed(key, opts, req.texts)
+        proj = run(be.project_detailed, r.key, req.texts, req.method, req.seed, req.n_neighbors, req.min_dist,
+                   r.options, fit_limit=req.fit_limit, fit_sample=req.fit_sample)
+        return {"model": r.key, "note": r.note, "coords": [_float_or_none(r) for r in proj.coords], "info": asdict(proj.info)}
 
     @app.post("/v1/config", response_model=S.ConfigResponse, tags=["models"],
               summary="A model's configuration and its config_id (loads no weights)")

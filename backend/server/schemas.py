@@ -76,7 +76,10 @@ class Usage(BaseModel):
 class EmbeddingsResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[EmbeddingItem]
-    model: str = Field(description="The model as asked for.")
+    model: str = Field(description="The model that made the vectors: the one asked for, or its language variant "
+                       "when most texts are in the variant's language (sbert -> sbert-zh for Chinese input).")
+    asked: str = Field("", description="The model as asked for.")
+    note: str | None = Field(None, description="Why another model answered, or that the texts are mixed.")
     usage: Usage
 
 
@@ -201,7 +204,8 @@ class NeighboursRequest(Strict):
 
 
 class NeighboursResponse(BaseModel):
-    model: str
+    model: str = Field(description="The model that embedded queries and corpus (routed by their dominant language).")
+    note: str | None = None
     indices: list[list[int]] = Field(description="Per query, corpus positions best first; -1 pads when the corpus "
                                      "has fewer than k usable texts.")
     scores: list[list[float | None]] = Field(description="Cosine per neighbour; null where `indices` is -1.")
@@ -241,7 +245,8 @@ class ProjectionInfoBody(BaseModel):
 
 
 class ProjectResponse(BaseModel):
-    model: str
+    model: str = Field(description="The model that embedded the texts (routed by their dominant language).")
+    note: str | None = None
     coords: list[list[float | None]] = Field(description="Per text `[x, y]`; `[null, null]` for texts without a "
                                              "vector.")
     info: ProjectionInfoBody

@@ -51,10 +51,11 @@ from backend.options import Option, OptionError, validate_options
 from backend.options import defaults as option_defaults
 from backend.registry import ModelRequest, ModelSpec, Registry, weights_digest
 from backend.results import ModelConfig, ModelLoadError, ModelResult, Neighbours, RoleError
+from backend.routing import Route, route_pairs, route_texts, variant
 from backend.serving.batching import Batcher, BatchSettings, batch_settings
 from backend.serving.cache import VectorStore, entry_key, open_store
 from backend.serving.speed import Speed
-from backend.text import clean_text, detect_language
+from backend.text import clean_text
 
 if TYPE_CHECKING:  # the layer probe's types: its module (scipy, pandas) loads only when a probe runs
     from backend.lab.evaluation import LabelledPairs
@@ -365,8 +366,15 @@ class Backend:
 
     def variant_for(self, key: str, lang: str) -> str:
         """The registered language variant of ``key`` for ``lang`` (``esim`` -> ``esim-zh``), else ``key``."""
-        v = self.registry[key].variants.get(lang)
-        return v if v and v in self.registry else key
+        return variant(self.registry, key, lang)
+
+    def route_texts(self, key: str, texts: Sequence[str], options: dict[str, Any] | None = None) -> Route:
+        """The one model (and its options) that embeds all of ``texts`` for ``key``: :func:`backend.routing.route_texts`."""
+        return route_texts(self.registry, self.option_specs, key, options, texts)
+
+    def route_pair(self, key: str, a: str, b: str, options: dict[str, Any] | None = None) -> Route:
+        """The model (and its options) that scores the pair ``(a, b)`` for ``key``: :func:`backend.routing.route_pairs`."""
+        return next(iter(route_pairs(self.registry, self.option_specs, key, options, [a], [b]).values()))[0]
 
     # ---------------------------------------------------------------------------------------- embedding
     def embed(
@@ -458,30 +466,21 @@ class Backend:
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
         try:
-            # Route pairs whose texts are in a variant's language (Chinese -> esim-zh) to that variant.
-            groups: dict[str, list[int]] = {}
-            # Only models that declare variants pay for language detection (it runs per pair).
-            route = route_language and bool(self.registry[key].variants)
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                k = key
-                if route:
-                    langs = {detect_language(x), detect_language(y)} - {"unknown"}
-                    if langs == {"zh"}:
-                        k = self.variant_for(key, "zh")
-                    elif langs == {"en"}:
-                        k = self.variant_for(key, "en")
-                groups.setdefault(k, []).append(i)
+            # One rule for every surface (backend.routing): Chinese on either side -> the zh variant, with the
+            # user's options carried over (or refused, naming them).
+            groups = route_pairs(self.registry, self.option_specs, key, options, a, b) if route_language else \
+                {key: (Route(key, dict(options or {}), key), list(range(len(a))))}
             scores = np.full(len(a), np.nan, dtype=np.float32)
             warnings: list[list[str]] = [[] for _ in a]
             used = [key] * len(a)
-            for k, idx in groups.items():
+            for k, (route, idx) in groups.items():
                 fallback_note = None
                 ga, gb = [a[i] for i in idx], [b[i] for i in idx]
                 if k == key:
-                    ps = self._score_with(_Handle(self, k, options), ga, gb, progress)
+                    ps = self._score_with(_Handle(self, k, route.options), ga, gb, progress)
                 else:
                     try:
-                        ps = self._score_with(_Handle(self, k, None), ga, gb, progress)
+                        ps = self._score_with(_Handle(self, k, route.options), ga, gb, progress)
                     except ModelLoadError as exc:
                         # A broken variant must not cost the other pairs their scores: the requested model
                         # scores these pairs too, and says why.
@@ -979,34 +978,17 @@ def space_for(registry: Registry, key: str, texts: Sequence[str]) -> tuple[str, 
     """The one model whose vector space holds all of ``texts`` for ``key``, and a note when that needed a rule.
 
     Vectors from two models cannot be compared, so a corpus is never split between a model and its language
-    variant. The rule: the language most of the texts are in chooses (``sbert`` -> ``sbert-zh`` for a mostly
-    Chinese corpus); a corpus with more than a tenth in the other language gets a note saying which model read
-    everything (m3e-small reads English at 70.6 STS-B dev Spearman, all-MiniLM reads Chinese as unknown tokens).
+    variant: the language most of the texts are in chooses (:func:`backend.routing.route_texts`, the rule every
+    surface shares).
 
     Returns
     -------
     tuple
         ``(key to embed with, note or None)``.
     """
-    variants = registry[key].variants
-    if not variants:
-        return key, None
-    step = max(1, len(texts) // 2000)  # a sample is enough to count languages
-    langs = [detect_language(clean_text(t)) for t in list(texts)[::step]]
-    zh, en = sum(x == "zh" for x in langs), sum(x == "en" for x in langs)
-    if zh + en == 0:
-        return key, None
-    major = "zh" if zh > en else "en"
-    use = variants.get(major) if variants.get(major) in registry else key
-    minority = min(zh, en) / (zh + en)
-    note = None
-    if minority > 0.1:
-        other = "English" if major == "zh" else "Chinese"
-        # "this model" unless routed: then every model of a page shares the same note, and the page shows it once
-        model = "this model" if use == key else use
-        note = (f"mixed corpus ({minority:.0%} {other}): every text is embedded with {model}, so all of them share "
-                f"one vector space; the {other} ones are read by a model made for the other language")
-    return use, note
+    r = route_texts(registry, lambda k: family_class(registry[k].family).declared_options(registry[k]), key, None,
+                    texts)
+    return r.key, r.note
 
 
 def default_model_memory() -> int:

@@ -58,6 +58,7 @@ from backend.lab.projection import FIT_LIMIT, FIT_SAMPLE, Projection, Projection
 from backend.options import Option, OptionError
 from backend.registry import ModelRequest, ModelSpec, Registry
 from backend.results import ModelConfig, ModelLoadError, ModelResult, Neighbours, RoleError
+from backend.routing import Route, route_pairs, route_texts
 from backend.serving.backend import CHUNK, Backend, space_for, top_k_neighbours
 from backend.serving.protocol import BackendProtocol
 from backend.serving.speed import Speed
@@ -325,6 +326,15 @@ class RemoteBackend:
         if (lb := self._here(key)) is not None:
             return lb.space_for(key, texts)
         return space_for(self.registry, key, texts)
+
+    def route_texts(self, key: str, texts: Sequence[str], options: dict[str, Any] | None = None) -> Route:
+        """The one model and its options that embed all of ``texts`` for ``key``: the same rule as the server's
+        (:mod:`backend.routing` runs here on the registry the server sent)."""
+        return route_texts(self.registry, self.option_specs, key, options, texts)
+
+    def route_pair(self, key: str, a: str, b: str, options: dict[str, Any] | None = None) -> Route:
+        """The model and its options that score ``(a, b)`` for ``key`` (:mod:`backend.routing`)."""
+        return next(iter(route_pairs(self.registry, self.option_specs, key, options, [a], [b]).values()))[0]
 
     def model_config(self, key: str, options: dict[str, Any] | None = None) -> ModelConfig:
         """The server's :class:`~backend.results.ModelConfig` of ``key`` with run-time ``options`` (``/v1/config``;

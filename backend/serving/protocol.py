@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the protocol is read at run time by isinstance only: these 
     from backend.options import Option
     from backend.registry import ModelRequest, ModelSpec, Registry
     from backend.results import ModelConfig, ModelResult, Neighbours
+    from backend.routing import Route
     from backend.serving.speed import Speed
 
 #: capability: models trained in a dashboard session (the Evaluation lab's Train tab) can join the backend with
@@ -119,6 +120,14 @@ class BackendProtocol(Protocol):
 
     def space_for(self, key: str, texts: Sequence[str]) -> tuple[str, str | None]:
         """The one model whose vector space holds all of ``texts``, and a note when a rule chose it."""
+        ...
+
+    def route_texts(self, key: str, texts: Sequence[str], options: dict[str, Any] | None = None) -> Route:
+        """The one model and its options that embed all of ``texts`` for ``key`` (:mod:`backend.routing`)."""
+        ...
+
+    def route_pair(self, key: str, a: str, b: str, options: dict[str, Any] | None = None) -> Route:
+        """The model and its options that score the pair ``(a, b)`` for ``key`` (:mod:`backend.routing`)."""
         ...
 
     def add_session_model(self, spec: ModelSpec, folder: str | Path | None = None) -> list[str]:
