@@ -25,8 +25,8 @@ import numpy as np
 
 from backend.options import Option, validate_options
 from backend.options import defaults as option_defaults
-from backend.registry import ModelSpec
-from backend.text import clean_text, detect_language, has_words, script_name
+from backend.registry import NEUTRAL_OPTIONS, ModelSpec
+from backend.text import clean_text, convert_script, detect_language, has_words, script_name
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: called as batches finish."""
@@ -92,6 +92,17 @@ def truncation_message(n_tokens: int, limit: int, cut_after: str, unit: str = "t
             f"(cut after {cut_after!r})")
 
 
+#: one option every family has (added to each family's OPTIONS when the class is made): traditional <-> simplified
+#: Chinese before the model reads a text. Off by default; "Why these scores?" shows the text as read.
+SCRIPT_OPTION = Option(
+    "script", str, "as-is",
+    "Chinese characters as written, or converted to simplified or traditional (OpenCC) before the model reads "
+    "them: a model trained on simplified text reads 銀行卡 as rare characters.",
+    choices=("as-is", "simplified", "traditional"), runtime=True, label="Chinese script",
+    label_zh="中文繁简", why_zh="按原样读取，或在模型读取前用 OpenCC 转成简体或繁体：用简体训练的模型会把「銀行卡」当作生僻字。",
+)
+
+
 class SentenceModel:
     """What every model family shares: identity, declared options, languages, a lock, the model card.
 
@@ -110,7 +121,8 @@ class SentenceModel:
     """
 
     #: the family's options, declared once (name, type, choices/range, default, why); see backend/options.py.
-    OPTIONS: tuple[Option, ...] = ()
+    #: :data:`SCRIPT_OPTION` is appended to every family's own declaration.
+    OPTIONS: tuple[Option, ...] = (SCRIPT_OPTION,)
     #: languages the weights were trained on ("en", "zh"); texts in others get a warning.
     languages: tuple[str, ...] = ("en",)
     #: True when ``score(a, b) == score(b, a)`` by construction (the contract tests check it).
@@ -120,6 +132,20 @@ class SentenceModel:
     batchable: bool = True
     #: False for families that always compute on the CPU: a Ray job then gives their actors no GPU.
     runs_on_gpu: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("OPTIONS")
+        if own is not None and not any(o.name == SCRIPT_OPTION.name for o in own):
+            cls.OPTIONS = (*own, SCRIPT_OPTION)
+
+    def _read_as(self, texts: list[str]) -> tuple[list[str], dict[str, str]]:
+        """``texts`` in the script the ``script`` option asks for, and ``{original: as read}`` for those changed."""
+        to = str(self.options.get(SCRIPT_OPTION.name, "as-is"))
+        if to == "as-is":
+            return texts, {}
+        out = [convert_script(t, to) for t in texts]
+        return out, {t: c for t, c in zip(texts, out, strict=True) if c != t}
 
     def __init__(self, spec: ModelSpec, device: str = "cpu") -> None:
         checked = validate_options(self.OPTIONS, spec.options, spec.key)
@@ -194,7 +220,8 @@ class SentenceModel:
             "label": self.spec.label,
             "source": self.spec.source,
             "language": self.spec.language,
-            "options": dict(self.spec.options),
+            # Options at their neutral value (script as-is, no layer mix) change nothing: the card leaves them out.
+            "options": {k: v for k, v in self.spec.options.items() if NEUTRAL_OPTIONS.get(k, object()) != v},
             "device": self.device,
             "load_seconds": round(self.load_seconds, 2),
             "note": self.spec.note,
@@ -330,8 +357,13 @@ class Encoder(SentenceModel):
         progress: ProgressFn | None = None,
     ) -> Encoding:
         """Like :meth:`encode` but returns an :class:`Encoding` with validity and warnings per text."""
-        cleaned = [clean_text(t) for t in texts]
+        cleaned, changed = self._read_as([clean_text(t) for t in texts])
         warnings: list[list[str]] = [self._language_warnings(t) for t in cleaned]
+        if changed:
+            back = {c: o for o, c in changed.items()}
+            for i, t in enumerate(cleaned):
+                if t in back:
+                    warnings[i].append(f"read as {self.options['script']} Chinese (OpenCC): {t}")
         idx = [i for i, t in enumerate(cleaned) if t and has_words(t)]
         for i, t in enumerate(cleaned):
             if not t:
@@ -433,8 +465,12 @@ class PairScorer(SentenceModel):
         a, b = list(a), list(b)
         if len(a) != len(b):
             raise ValueError(f"a and b must have the same length ({len(a)} != {len(b)})")
-        ca, cb = [clean_text(t) for t in a], [clean_text(t) for t in b]
+        ca, changed_a = self._read_as([clean_text(t) for t in a])
+        cb, changed_b = self._read_as([clean_text(t) for t in b])
+        converted = set(changed_a.values()) | set(changed_b.values())
         lang = {t: self._language_warnings(t) for t in {*ca, *cb}}
+        for t in converted:
+            lang[t] = [*lang[t], f"read as {self.options['script']} Chinese (OpenCC): {t}"]
         scores = np.full(len(ca), np.nan, dtype=np.float32)
         warnings: list[list[str]] = []
         readable = {t: bool(t) and has_words(t) for t in lang}

@@ -40,6 +40,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = PROJECT_ROOT / "models" / "registry.toml"
 
 
+#: options added after files of vectors and caches were first written, with the value at which they change nothing:
+#: left out of :attr:`ModelSpec.config_id` at that value, so vectors made before they existed stay valid.
+NEUTRAL_OPTIONS: dict[str, object] = {"script": "as-is", "layer_mix": ""}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One registry entry.
@@ -116,7 +121,8 @@ class ModelSpec:
         places (a hybrid: both parts) gives its own (:meth:`backend.base.SentenceModel.weights_digest`), and
         :attr:`backend.base.SentenceModel.config_id` and ``Backend.model_config`` use it. The registry itself
         knows no family, so it cannot ask for it."""
-        items = [self.key, self.family, self.source, dict(sorted(self.options.items()))]
+        options = {k: v for k, v in sorted(self.options.items()) if NEUTRAL_OPTIONS.get(k, object()) != v}
+        items = [self.key, self.family, self.source, options]
         if digest:
             items.append(digest)
         blob = json.dumps(items, default=str)

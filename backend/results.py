@@ -114,8 +114,12 @@ class ModelConfig:
             return f"embedded with {other.get('key')}, not {self.key}"
         if other.get("source") != self.source:
             return f"embedded with {self.key} from {other.get('source')}; the selected {self.key} loads {self.source}"
+        from backend.registry import NEUTRAL_OPTIONS
+
         old, new = dict(other.get("options") or {}), self.options
-        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        # An option that did not exist when the file was written reads as its neutral value.
+        diff = [k for k in sorted(set(old) | set(new))
+                if old.get(k, NEUTRAL_OPTIONS.get(k)) != new.get(k, NEUTRAL_OPTIONS.get(k))]
         if not diff:
             return f"embedded with another configuration of {self.key} ({other.get('config_id')} vs {self.config_id})"
         was = " ".join(f"{k} {old.get(k, '(unset)')}" for k in diff)

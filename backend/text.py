@@ -174,3 +174,34 @@ def majority_language(texts: Sequence[str], sample: int = 200) -> str:
     """
     head = list(texts[:sample])
     return "zh" if head and sum(detect_language(t) == "zh" for t in head) > len(head) / 2 else "en"
+
+
+#: the ``script`` option's values -> OpenCC configurations (traditional -> simplified, simplified -> traditional).
+SCRIPT_CONVERSIONS = {"simplified": "t2s", "traditional": "s2t"}
+_CONVERTERS: dict[str, object] = {}
+_CONVERTERS_LOCK = __import__("threading").Lock()
+
+
+def convert_script(text: str, to: str) -> str:
+    """``text`` with its Chinese characters converted to ``"simplified"`` or ``"traditional"`` by OpenCC (the
+    ``opencc`` package, pinned in requirements.txt); ``"as-is"`` returns it unchanged.
+
+    Raises
+    ------
+    ValueError
+        An unknown target, or OpenCC not installed (the message says what to install).
+    """
+    if to in ("", "as-is") or not has_cjk(text):
+        return text
+    if to not in SCRIPT_CONVERSIONS:
+        raise ValueError(f"script must be as-is, simplified or traditional, not {to!r}")
+    with _CONVERTERS_LOCK:
+        conv = _CONVERTERS.get(to)
+        if conv is None:
+            try:
+                import opencc
+            except ImportError:
+                raise ValueError("converting traditional/simplified Chinese needs OpenCC: pip install opencc==1.4.2 "
+                                 "(it is in requirements.txt)") from None
+            conv = _CONVERTERS[to] = opencc.OpenCC(SCRIPT_CONVERSIONS[to])
+    return conv.convert(text)  # type: ignore[attr-defined]

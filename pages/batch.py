@@ -1,4 +1,5 @@
-"""Batch scoring: upload a table of sentence pairs, score every row with every chosen model, download the result."""
+"""Batch jobs on uploaded files: score every pair of a table with every chosen model, or match a file of questions
+against an FAQ or corpus (:mod:`ui.batch_match`); download the result."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from backend.lab.evaluation import label_metrics
 from backend.lab.presets import example_pairs_frame
 from backend.lab.verdicts import Verdict, label_metrics_verdicts
 from ui import state
+from ui.batch_match import match_ui
 from ui.charts import metric_bars
 from ui.escape import plain
 from ui.frame import page_settings
 from ui.i18n import t
+from ui.sidebar import Settings
 from ui.tables import BATCH_CHUNK_ROWS, LARGE_BATCH_ROWS, empty_cells, format_seconds
 from ui.widgets import (
     Upload,
@@ -27,8 +30,12 @@ from ui.widgets import (
     short_error,
     table_ui,
     upload_ui,
+    url_choice,
     verdict_ui,
 )
+
+#: the page's two jobs, as the URL names them (``?batch_mode=match``; the first is the default).
+MODES = ["pairs", "match"]
 
 
 def _use_example() -> None:
@@ -85,7 +92,7 @@ def result_ui(result: dict, label: str | None, labels: dict[str, str], current: 
         metrics = label_metrics(out, label, [k for k in keys if k not in scored.errors])
         if len(metrics):
             st.subheader(t("Agreement with {col}", col=plain(label)))
-            verdict_ui(label_metrics_verdicts(metrics))
+            verdict_ui(label_metrics_verdicts(metrics, frame=out, label_col=label))
             c1, c2 = st.columns([2, 3])
             c1.dataframe(metrics, hide_index=True, width="stretch", key="batch_metrics",
                          column_config={"value": st.column_config.NumberColumn(format="%.3f")})
@@ -97,10 +104,8 @@ def result_ui(result: dict, label: str | None, labels: dict[str, str], current: 
             evaluate_link_ui()
 
 
-def batch_ui() -> None:
-    """The Batch scoring page."""
-    settings = page_settings()
-    st.title(t("Batch scoring"))
+def pairs_ui(settings: Settings) -> None:
+    """The pairs job: upload, columns, models, score, result."""
     st.caption(t("Adds score, scored-by and warnings columns per model to every row of your file. Large files are "
                  "scored in chunks."))
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
@@ -137,6 +142,18 @@ def batch_ui() -> None:
     result = st.session_state.get("batch_result")
     if result:
         result_ui(result, cols.label, settings.labels, result["signature"] == signature)
+
+
+def batch_ui() -> None:
+    """The Batch page: score the pairs of a table, or match questions against an FAQ or corpus."""
+    settings = page_settings()
+    st.title(t("Batch scoring"))
+    jobs = {"pairs": t("Score the pairs of a table"), "match": t("Match questions against an FAQ or corpus")}
+    mode = url_choice(st.radio, t("Job"), MODES, "batch_mode", jobs.get, horizontal=True)
+    if mode == "match":
+        match_ui(settings)
+    else:
+        pairs_ui(settings)
 
 
 batch_ui()

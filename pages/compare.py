@@ -8,9 +8,9 @@ from backend.lab.verdicts import pairs_verdict
 from ui import state
 from ui.charts import score_bars
 from ui.frame import page_settings
-from ui.i18n import t
+from ui.i18n import t, tw
 from ui.pairs import pairs_ui, why_ui
-from ui.tables import score_cells_frame, scores_frame
+from ui.tables import answered_label, score_cells_frame, scores_frame
 from ui.widgets import (
     Progress,
     download_ui,
@@ -40,9 +40,14 @@ def compare_ui() -> None:
     results = state.backend().similarity(a, b, keys, settings.options, progress=bar)
     bar.done()
     errors |= {k: r.error for k, r in results.items() if r.error}
-    model_header_ui(keys, settings.labels, errors, {k: r.seconds for k, r in results.items()})
+    # Columns and bars are named by the model that answered: sbert's scores of Chinese pairs are m3e-small's.
+    reg = state.backend().registry
+    labels = {k: reg[k].label for k in {u for r in results.values() for u in r.used} if k in reg}
+    shown = {k: settings.labels.get(k, k) if r.error else answered_label(k, r.used, {**settings.labels, **labels})
+             for k, r in results.items()}
+    model_header_ui(keys, shown, errors, {k: r.seconds for k, r in results.items()})
     verdict_ui([pairs_verdict({k: r.scores for k, r in results.items()})])
-    cells = score_cells_frame(a, b, results, na=lambda reason: t("n/a: {reason}", reason=reason))
+    cells = score_cells_frame(a, b, results, na=lambda reason: t("n/a: {reason}", reason=tw(reason)))
     cells.columns = [t(c) if c in ("A", "B") else c for c in cells.columns]
     if len(a) <= WRAP_MAX_PAIRS:
         text_table_ui(cells)
@@ -50,7 +55,7 @@ def compare_ui() -> None:
         st.dataframe(cells, hide_index=True, width="stretch", key="cmp_scores")
     frame = scores_frame(a, b, results)
     download_ui(frame, "pair_scores.csv", key="cmp_download", label=t("Download scores (with who scored and why)"))
-    st.plotly_chart(score_bars(frame, keys, settings.labels, tr=t), key="cmp_chart")
+    st.plotly_chart(score_bars(frame, keys, shown, tr=t), key="cmp_chart")
     why_ui(a, b, results, settings)
 
 

@@ -21,10 +21,6 @@ SHOWN_APART = frozenset({
     "load_seconds",
 })
 
-#: how :func:`backend.base.fact_text` writes a boolean fact: interface words, so translated (other values are data).
-YES_NO = ("yes", "no")
-
-
 def card_ui(key: str, options: dict | None, label: str) -> None:
     """One model's card: facts, note, licence, error if it failed to load, and the speed test."""
     be = state.backend()
@@ -39,23 +35,25 @@ def card_ui(key: str, options: dict | None, label: str) -> None:
         # The registry's flag, or the loaded model's (a server's registry may know fields this client does not).
         if spec.research_only or info.get("research_only"):
             st.warning(t("Licence: {licence}. Do not use it commercially; swap in another model with one registry "
-                         "line (models/registry.toml).", licence=spec.licence), icon=":material/gavel:")
+                         "line (models/registry.toml).", licence=t(spec.licence)), icon=":material/gavel:")
         if error is not None:
             st.error(t("Could not be loaded: {error}", error=short_error(str(error).strip("'\""))), icon=":material/error:")
             # What the registry says is still worth reading when the weights are missing.
             st.markdown(f"- **{t('family')}**: {spec.family}\n- **{t('source')}**: {spec.source}\n"
-                        f"- **{t('language')}**: {spec.language}")
+                        f"- **{t('language')}**: {dict(model_facts({'language': spec.language}, t))['language']}")
             if spec.note:
-                (st.warning if spec.stands_in_for else st.caption)(plain(spec.note))
+                (st.warning if spec.stands_in_for else st.caption)(plain(t(spec.note)))
             return
         # Every fact the family reports: the common ones formatted, then its own, in the order it gives them.
-        facts = model_facts(info) + fact_rows(info, skip=SHOWN_APART)
+        # A value is data (a key, a number, a source) unless the catalogue knows it as words ("yes", a licence, what
+        # a score means): t() leaves data as it is.
+        facts = model_facts(info, t) + fact_rows(info, skip=SHOWN_APART)
         half = (len(facts) + 1) // 2
         c1, c2 = st.columns(2)
         for col, part in ((c1, facts[:half]), (c2, facts[half:])):
-            col.markdown("\n".join(f"- **{t(k)}**: {plain(t(v) if v in YES_NO else v)}" for k, v in part))
+            col.markdown("\n".join(f"- **{t(k)}**: {plain(t(v))}" for k, v in part))
         if info.get("note"):
-            (st.warning if info.get("stands_in_for") else st.caption)(plain(info["note"]))
+            (st.warning if info.get("stands_in_for") else st.caption)(plain(t(info["note"])))
         if st.button(t("Measure speed"), key=f"models_bench_{key}",
                      help=t("Latency of one pair and throughput on fresh texts")):
             with st.spinner(t("Timing {key}…", key=key)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pandas as pd
@@ -12,9 +13,9 @@ from backend.lab.verdicts import overlap_verdict
 from ui import state
 from ui.charts import overlap_heatmap
 from ui.frame import page_settings
-from ui.i18n import t, tw
+from ui.i18n import lang, t, tw
 from ui.jobs import job_result_ui, start_job
-from ui.tables import neighbours_frame, rerank_frame
+from ui.tables import answered_label, neighbours_frame, rerank_frame
 from ui.theme import swatch
 from ui.widgets import (
     Corpus,
@@ -105,18 +106,29 @@ def build_indexes(job, be, todo: list, options: dict, message: str) -> list:
 
 
 def notes_ui(notes: dict[str, str | None]) -> None:
-    """Each routing note once, with the models it applies to (a mixed corpus gives every model the same note)."""
+    """Each routing note once, with the models it applies to: a mixed corpus gives every model the same note but
+    its own name ("every text is embedded with w2v"), which then reads "with each model"."""
+    def own_name(key: str) -> re.Pattern:
+        return re.compile(rf"(?<![\w-]){re.escape(key)}(?![\w-])")  # w2v, not the w2v of w2v-zh
+
     by_note: dict[str, list[str]] = {}
     for key, note in notes.items():
         if note:
-            by_note.setdefault(note, []).append(key)
-    for note, keys in by_note.items():
-        st.caption("ℹ️ " + ", ".join(keys) + ": " + plain(tw(note)))
+            by_note.setdefault(own_name(key).sub("\0", note), []).append(key)
+    for keys in by_note.values():
+        text = tw(notes[keys[0]])
+        if len(keys) > 1:  # Chinese sets spaces around a key, not around words
+            spaces = " ?" if lang() == "zh" else ""
+            text = re.sub(f"{spaces}{own_name(keys[0]).pattern}{spaces}", t("each model"), text)
+        st.caption("ℹ️ " + ", ".join(keys) + ": " + plain(text))
 
 
 def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: list[str] | None) -> None:
-    """One model's top-k for query ``q``: readable texts (they wrap), scores, and what to know."""
-    st.markdown(f"**{swatch(key, label)}**" + (f" → `{nb.model}`" if nb.model != key else ""), unsafe_allow_html=True)
+    """One model's top-k for query ``q``: readable texts (they wrap), scores, and what to know.
+
+    ``label`` names the model that answered (a language variant's label where one did: see :func:`shown_labels`)."""
+    st.markdown(f"**{swatch(key, label)}**" + (f" · `{key}` → `{nb.model}`" if nb.model != key else ""),
+                unsafe_allow_html=True)
     rows = [{"#": r + 1, t("score"): float(s), t("text"): texts[i], **({t("label"): labels[i]} if labels is not None else {})}
             for r, (i, s) in enumerate(zip(nb.indices[q].tolist(), nb.scores[q].tolist(), strict=True)) if i >= 0]
     if rows:
@@ -128,6 +140,21 @@ def model_column_ui(key: str, label: str, nb, q: int, texts: list[str], labels: 
     warnings_ui(nb.warnings[q])
     if getattr(nb, "search", None) is not None:
         st.caption("🔎 " + plain(tw(nb.search.describe())))
+
+
+def shown_labels(results: dict, labels: dict[str, str]) -> dict[str, str]:
+    """Each asked model's name as the page shows it: the label of the model whose vectors answered."""
+    reg = state.backend().registry
+    known = {**labels, **{nb.model: reg[nb.model].label for nb in results.values() if nb.model in reg}}
+    return {key: answered_label(key, [nb.model], known) for key, nb in results.items()}
+
+
+def rerank_display(frame: pd.DataFrame, keys: list[str], has_labels: bool) -> pd.DataFrame:
+    """The rerank table as a person reads it: headers in the interface language, no empty label column."""
+    out = frame.drop(columns=["query", "corpus_row", *([] if has_labels else ["label"])])
+    names = {"rerank": t("rerank"), "text": t("text"), "label": t("label"), "rerank_score": t("rerank score")}
+    names |= {f"rank_{k}": t("rank {key}", key=k) for k in keys}
+    return out.rename(columns=names)
 
 
 def neighbours_ui() -> None:
@@ -164,6 +191,7 @@ def neighbours_ui() -> None:
     if overlap is not None:
         verdict_ui([overlap_verdict(overlap, k)])
     notes_ui(notes)
+    names = shown_labels(results, settings.labels)
     reranked = []
     for q, tab in enumerate(st.tabs([f"{q + 1}. {plain(x, 40)}" for q, x in enumerate(queries)])):
         with tab:
@@ -176,7 +204,7 @@ def neighbours_ui() -> None:
                     if key not in results:
                         st.caption(t("{key}: waiting for its search index.", key=key))
                         continue
-                    model_column_ui(key, settings.labels.get(key, key), results[key], q, corpus.texts, corpus.labels)
+                    model_column_ui(key, names[key], results[key], q, corpus.texts, corpus.labels)
             if reranker != none and results:
                 cands = candidate_union(results, q)
                 r = be.rerank(reranker, queries[q], [corpus.texts[i] for i in cands], settings.options.get(reranker))
@@ -184,9 +212,11 @@ def neighbours_ui() -> None:
                     st.error(t("Rerank with {key} failed: {error}", key=reranker, error=short_error(r.error)))
                     continue
                 frame = rerank_frame(queries[q], cands, corpus.texts, corpus.labels, r.scores, results, q)
-                st.markdown(t("**Union of {n} candidates reranked by {key}** (rank_… = each model's own rank)",
-                              n=len(cands), key=reranker))
-                text_table_ui(frame.drop(columns=["query", "corpus_row"]))
+                answered = [u for u in dict.fromkeys(r.used) if u != reranker]  # a Chinese query: esim-zh
+                st.markdown(t("**Union of {n} candidates reranked by {key}** (rank … = each model's own rank; "
+                              "— = not in its top k)", n=len(cands),
+                              key=f"{reranker} → {', '.join(answered)}" if answered else reranker))
+                text_table_ui(rerank_display(frame, list(results), corpus.labels is not None))
                 reranked.append(frame)
     if results:
         download_ui(neighbours_frame(queries, corpus.texts, corpus.labels, results), "neighbours.csv",
@@ -195,7 +225,7 @@ def neighbours_ui() -> None:
         download_ui(pd.concat(reranked), "neighbours_reranked.csv", key="nb_download_rerank",
                     label=t("Download the rerank"))
     if overlap is not None:
-        st.plotly_chart(overlap_heatmap(overlap, settings.labels, k, tr=t), key="nb_overlap")
+        st.plotly_chart(overlap_heatmap(overlap, names, k, tr=t), key="nb_overlap")
         st.caption(t("1.00 = two models return the same top-k set; 0 = nothing in common."))
         download_ui(overlap.reset_index(names="model"), "neighbour_overlap.csv", key="nb_download_overlap",
                     label=t("Download the overlap matrix"))

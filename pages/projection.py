@@ -10,8 +10,8 @@ from ui import state
 from ui.charts import label_color_map, projection_scatter
 from ui.escape import plain
 from ui.frame import page_settings
-from ui.i18n import t, tw
-from ui.tables import cluster_names
+from ui.i18n import t, tw, url_choice
+from ui.tables import answered_label, cluster_names
 from ui.widgets import (
     Corpus,
     Progress,
@@ -36,9 +36,9 @@ def controls_ui(has_labels: bool) -> tuple[str, int, str, int, str]:
                                                         "directions and is instant."))
     seed = int(c2.number_input(t("Seed"), 0, 2**31 - 1, 42, key="proj_seed", bind="query-params",
                                help=t("UMAP and k-means use it: the same seed gives the same picture.")))
-    colour = c3.radio(t("Colour by"), ["label", "cluster"] if has_labels else ["cluster"], key="proj_colour",
-                      bind="query-params", help=t("label: the corpus's label column; cluster: k-means in each model's "
-                                                  "own vector space (so clusters differ between models)."))
+    colour = url_choice(c3.radio, t("Colour by"), ["label", "cluster"] if has_labels else ["cluster"], "proj_colour",
+                        t, help=t("label: the corpus's label column; cluster: k-means in each model's own vector "
+                                  "space (so clusters differ between models)."))
     n_clusters = c3.slider(t("k-means clusters"), 2, 20, 12, key="proj_k", bind="query-params") if colour == "cluster" else 0
     query = c4.text_input(t("Query (marked ★ in every plot)"), DEFAULT_QUERY, key="proj_query", bind="query-params")
     return method.lower(), seed, colour, n_clusters, query.strip()
@@ -113,6 +113,12 @@ def embedded_ui(corpus: Corpus, keys: list[str], method: str, seed: int, colour:
     return texts or [], labels, coords, groups, notes, used, errors
 
 
+def labels_of(keys) -> dict[str, str]:
+    """Registry labels of ``keys`` (the language variants that answered)."""
+    reg = state.backend().registry
+    return {k: reg[k].label for k in keys if k in reg}
+
+
 def projection_ui() -> None:
     """The Projection page."""
     settings = page_settings()
@@ -135,7 +141,8 @@ def projection_ui() -> None:
     st.caption(t("{method}, seed {seed}", method=method.upper(), seed=seed)
                + (t(", n_neighbors 15, min_dist 0.1, cosine metric") if method == "umap" else "")
                + " · " + t("{n} texts from the {name}. Same seed, same picture.", n=f"{len(texts):,}", name=corpus.name))
-    shared = label_color_map(labels if colour == "label" and labels else [g for v in groups.values() for g in v])
+    shared = label_color_map(labels if colour == "label" and labels else [g for v in groups.values() for g in v],
+                             no_vector=t("no vector"))
     grid = st.columns(2)
     rows = []
     for j, key in enumerate(keys):
@@ -146,7 +153,9 @@ def projection_ui() -> None:
                 continue
             xy = coords[key]
             g = labels if colour == "label" and labels else groups.get(key, ["" for _ in texts])
-            title = settings.labels.get(key, key) + (f" → {used[key]}" if used[key] != key else "")
+            # Named by the model whose vectors drew it: sbert's map of a Chinese corpus is m3e-small's.
+            title = answered_label(key, [used[key]], {**settings.labels, **labels_of(used.values())}) + (
+                f" · {key} → {used[key]}" if used[key] != key else "")
             fig = projection_scatter(xy[: len(texts)], texts, g, shared, title, key,
                                      corpus.label_name if colour == "label" else t("cluster"),
                                      query or None, xy[len(texts)] if query else None, method.upper(), tr=t)

@@ -120,7 +120,7 @@ def test_the_toy_scores_a_pair_and_its_option_changes_the_score(project):
     ("toy:ngram=two", "toy: option 'ngram' must be int, not 'two'"),
     ("toy:buckets=64", "option 'buckets' is set when the model loads (in models/registry.toml), not per request; "
                        "run-time options: ngram"),
-    ("toy:colour=red", "unknown option 'colour' (known: buckets, ngram)"),
+    ("toy:colour=red", "unknown option 'colour' (known: buckets, ngram"),
 ])
 def test_bad_option_values_are_refused_with_what_is_allowed(project, model, message):
     done = cli(project, "pair", A, B, "--models", model)

@@ -55,7 +55,9 @@ def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, st
     keys : sequence of str
         Models in legend order.
     labels : mapping
-        Key -> display name.
+        Key -> display name (the name of the model that answered, where a language variant did).
+
+    A pair scored by a language variant names it in its hover text (``→ sbert-zh``).
     """
     fig = go.Figure()
     x = [f"#{p}" for p in frame["pair"]]
@@ -65,8 +67,10 @@ def score_bars(frame: pd.DataFrame, keys: Sequence[str], labels: Mapping[str, st
         if col not in frame:
             continue
         y = pd.to_numeric(frame[col], errors="coerce")
+        used = frame.get(f"scored_by_{key}", pd.Series([key] * len(frame)))
+        custom = [h + (f"<br>→ {html.escape(str(u))}" if u and u != key else "") for h, u in zip(hover, used, strict=True)]
         fig.add_bar(
-            x=x, y=y, name=labels.get(key, key), marker_color=model_color(key), customdata=hover,
+            x=x, y=y, name=labels.get(key, key), marker_color=model_color(key), customdata=custom,
             marker_pattern_shape=model_pattern(key),
             hovertemplate="<b>%{fullData.name}</b>: %{y:.3f}<br>%{customdata}<extra></extra>",
             text=[(tr("n/a") if np.isnan(v) else f"{v:.2f}") for v in y], textposition="outside", cliponaxis=False,
@@ -123,10 +127,11 @@ def overlap_heatmap(matrix: pd.DataFrame, labels: Mapping[str, str], k: int, tr:
     return fig
 
 
-def label_color_map(groups: Sequence[str]) -> dict[str, str]:
-    """A colour per label/cluster name, the same in every model's plot (sorted, so stable)."""
+def label_color_map(groups: Sequence[str], no_vector: str = "no vector") -> dict[str, str]:
+    """A colour per label/cluster name, the same in every model's plot (sorted, so stable); grey for the texts
+    without a vector (``no_vector``: the name the page gave them, in the interface language) and for no label."""
     names = sorted({str(g) for g in groups})
-    return {g: ("#9E9E9E" if g in ("no vector", "") else LABEL_COLORS[i % len(LABEL_COLORS)]) for i, g in enumerate(names)}
+    return {g: ("#9E9E9E" if g in (no_vector, "") else LABEL_COLORS[i % len(LABEL_COLORS)]) for i, g in enumerate(names)}
 
 
 #: above this many points a projection is drawn with WebGL (go.Scattergl).

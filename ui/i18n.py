@@ -8,13 +8,18 @@ declares none. ``tests/ui/test_i18n.py`` fails when a string shown by a page or 
 translation, when a shipped family's run-time option declares no Chinese, and when a page passes a bare string
 literal to a Streamlit element instead of ``t(...)``.
 
-Model outputs (texts, scores) and model keys are data and are never translated; backend warnings are translated
-phrase by phrase where the catalogue knows the phrase (:func:`tw`).
+Model outputs (texts, scores), model keys and registry labels are data and are never translated; backend messages
+(warnings, routing notes, errors) are translated by :func:`tw` where the catalogue knows them, and the test makes
+the backend's real messages and checks that no English sentence is left in them.
+
+An option list whose shown names are translated keeps its own values in the URL (:func:`url_choice`):
+Streamlit's ``bind="query-params"`` would write the shown name, and a Chinese link would not open in English.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -50,16 +55,99 @@ def option_texts(opt: Option) -> tuple[str, str]:
 
 
 def tw(message: str) -> str:
-    """A backend warning in the interface language: known phrases are replaced, the rest (words, model keys,
-    numbers) is kept."""
+    """A backend message (warning, routing note, error) in the interface language.
+
+    :data:`ui.locale_zh.PHRASES_ZH` holds two kinds of entries. A *template* names its variable parts
+    (``"scored by {key} (the {lang} variant of {asked})"``): a message that contains it is rewritten in Chinese word
+    order, the parts kept (model keys, numbers, words) and the named language/unit parts translated. A *phrase*
+    without fields is replaced where it stands. Templates go first (longest first), so a phrase never rewrites what
+    a template kept; what the catalogue does not know stays English.
+    """
     if lang() != "zh" or not message:
         return message
-    for pattern, repl in _PHRASES:
-        message = pattern.sub(repl, message)
-    return message
+    # Messages are joined with "; ": in Chinese text, a full-width semicolon.
+    return _translate(message).replace("; ", "；")
 
 
-_PHRASES = [(re.compile(re.escape(en)), zh) for en, zh in sorted(PHRASES_ZH.items(), key=lambda kv: -len(kv[0]))]
+#: a ``{field}`` in a PHRASES_ZH key.
+_FIELD = re.compile(r"\{(\w+)\}")
+#: fields whose text may hold spaces (lists, errors, units); the others are one token (a key, a number).
+_SPACED = frozenset({"error", "known", "lines", "params", "reason", "shown", "unit", "lang", "other", "trained",
+                     "allowed", "path", "cut", "why"})
+#: fields that are themselves backend messages, translated in turn.
+_NESTED = frozenset({"error", "reason", "why", "lines"})
+#: whole field values that are interface words (a language, a unit), not data.
+VALUES_ZH = {"zh": "中文", "en": "英文", "multi": "多语言", "English": "英文", "Chinese": "中文", "Japanese": "日文",
+             "Korean": "韩文", "English/Chinese": "英文/中文", "Chinese/English": "中文/英文",
+             "another script": "其他文字", "this": "这种文字", "word pieces": "子词", "tokens": "词", "none": "无",
+             "Arabic": "阿拉伯文", "Cyrillic": "西里尔文", "Greek": "希腊文", "Hebrew": "希伯来文", "Thai": "泰文",
+             "Devanagari": "天城文", "Hangul": "韩文"}
+
+
+def _template(en: str) -> re.Pattern:
+    """A PHRASES_ZH key with fields as a regex: a repeated field must repeat its text."""
+    parts = _FIELD.split(en)  # literal, field, literal, field, ..., literal
+    out, seen = [], set()
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(re.escape(part))
+        elif part in seen:
+            out.append(f"(?P={part})")
+        else:
+            seen.add(part)
+            last = i == len(parts) - 2 and parts[-1] == ""
+            body = "[^;]+" if part in _SPACED and last else ".+?" if part in _SPACED else r"[^\s;]+"
+            out.append(f"(?P<{part}>{body})")
+    return re.compile("".join(out))
+
+
+def _fill(zh: str, match: re.Match) -> str:
+    values = {}
+    for name, value in match.groupdict().items():
+        value = VALUES_ZH.get(value, value)
+        values[name] = _translate(value) if name in _NESTED else value
+    return zh.format(**values)
+
+
+def _translate(text: str) -> str:
+    for pattern, zh in _TEMPLATES:
+        m = pattern.search(text)
+        if m:
+            return _translate(text[: m.start()]) + _fill(zh, m) + _translate(text[m.end():])
+    for pattern, zh in _PHRASES:
+        text = pattern.sub(zh, text)
+    return text
+
+
+_BY_LENGTH = sorted(PHRASES_ZH.items(), key=lambda kv: -len(kv[0]))
+_TEMPLATES = [(_template(en), zh) for en, zh in _BY_LENGTH if _FIELD.search(en)]
+_PHRASES = [(re.compile(re.escape(en)), zh.replace("\\", "\\\\")) for en, zh in _BY_LENGTH if not _FIELD.search(en)]
+
+
+def url_choice(widget: Callable, label: str, options: Sequence, key: str, format_func: Callable[[object], str],
+               default: object = None, **kwargs) -> object:
+    """A radio or select box that shows translated option names while the URL keeps the option itself
+    (``?key=demo-zh``), so one link opens the same choice in either interface language.
+
+    Streamlit's ``bind="query-params"`` writes the *shown* name into the URL: a Chinese name would make a link the
+    English interface cannot read. So the URL is kept here: read once per session (an unknown value is ignored),
+    written on every run, and left out while ``default`` (else the first option) is chosen. The value outlives page
+    switches (``persist_state="session"``), as a bound widget's would.
+    """
+    options = list(options)
+    default = options[0] if default is None else default
+    if st.session_state.get(key) not in options:
+        asked = st.query_params.get(key)
+        st.session_state[key] = next((o for o in options if str(o) == asked), default)
+    # The names are computed now, in this run's language: a format_func that translates when called would read the
+    # language wherever Streamlit (or AppTest) calls it later, outside this run.
+    shown = {o: format_func(o) for o in options}
+    value = widget(label, options, key=key, format_func=shown.__getitem__, persist_state="session", **kwargs)
+    if value == default:
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = str(value)
+    return value
 
 
 def language_ui() -> str:
@@ -71,4 +159,4 @@ def language_ui() -> str:
     return lang()
 
 
-__all__ = ["LANGUAGES", "lang", "language_ui", "option_texts", "t", "tw"]
+__all__ = ["LANGUAGES", "lang", "language_ui", "option_texts", "t", "tw", "url_choice"]

@@ -11,7 +11,7 @@ import streamlit as st
 from backend.lab.presets import PRESETS, as_frame
 from ui import state
 from ui.charts import alignment_heatmap
-from ui.i18n import lang, t, tw
+from ui.i18n import lang, t, tw, url_choice
 from ui.sidebar import Settings
 from ui.tables import explain_frame, pairs_from_editor, settings_text
 from ui.widgets import plain, text_table_ui
@@ -69,6 +69,14 @@ def _sync_url(a: list[str], b: list[str]) -> None:
                 del st.query_params[k]
 
 
+def preset_label(name: str) -> str:
+    """A preset's name in the interface language (the URL keeps its English ``name``)."""
+    if name not in PRESETS:
+        return t("(my own pairs)")
+    p = PRESETS[name]
+    return p.name_zh if lang() == "zh" and p.name_zh else p.name
+
+
 def preset_description(name: str) -> str:
     """A preset's description in the interface language."""
     p = PRESETS[name]
@@ -80,8 +88,8 @@ def pairs_ui() -> tuple[list[str], list[str]]:
     _init_state()
     names = [*PRESETS, CUSTOM]
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    name = c1.selectbox(t("Preset"), names, key="preset", bind="query-params", on_change=_on_preset,
-                        help=t("Pairs written to expose each model family's blind spots."))
+    name = url_choice(c1.selectbox, t("Preset"), names, "preset", preset_label, on_change=_on_preset,
+                      help=t("Pairs written to expose each model family's blind spots."))
     c2.button(t("Clear the table"), key="cmp_clear", on_click=_on_clear, width="stretch")
     if name in PRESETS:
         st.caption(preset_description(name))
@@ -117,7 +125,8 @@ def why_ui(a: list[str], b: list[str], results: Mapping[str, Any], settings: Set
                                format_func=lambda i: f"#{i + 1}: {a[i][:40]} / {b[i][:40]}")]
     for i in chosen:
         with st.expander(f"#{i + 1} · {plain(a[i], 60)}  ↔  {plain(b[i], 60)}", expanded=len(a) == 1):
-            frame = explain_frame(i, results, settings.labels, how)
+            frame = explain_frame(i, results, settings.labels, how,
+                                  na=lambda reason: t("n/a: {reason}", reason=tw(reason)))
             frame["warnings"] = frame["warnings"].map(tw)
             frame.columns = [t(c) for c in frame.columns]
             text_table_ui(frame)

@@ -17,7 +17,7 @@ import streamlit as st
 from backend.options import Option
 from ui import state
 from ui.escape import plain
-from ui.i18n import option_texts, t
+from ui.i18n import option_texts, t, url_choice
 from ui.theme import swatch
 
 
@@ -52,15 +52,16 @@ def option_widget(family: str, opt: Option, default: Any) -> Any:
     """The widget for one declared option (bound to ``?<family>.<name>=``); returns its value."""
     key = f"{family}.{opt.name}"
     label, help_ = option_texts(opt)
-    # No format_func on URL-bound widgets: the URL would hold the formatted text instead of the value.
     if opt.type is bool:
         return st.toggle(label, value=bool(default), key=key, bind="query-params", help=help_)
     if opt.choices is not None:
+        # A choice that is a word ("skip", "simplified") is shown in the interface language and kept in the URL as
+        # itself (url_choice: a bound widget would write the shown word); a method's name ("sif", "cls") stays.
         choices = list(opt.choices)
-        index = choices.index(default) if default in choices else 0
-        if len(choices) <= 3:
-            return st.radio(label, choices, index=index, key=key, bind="query-params", horizontal=True, help=help_)
-        return st.selectbox(label, choices, index=index, key=key, bind="query-params", help=help_)
+        default = default if default in choices else choices[0]
+        widget = st.radio if len(choices) <= 3 else st.selectbox
+        kwargs = {"horizontal": True} if widget is st.radio else {}
+        return url_choice(widget, label, choices, key, choice_text, default=default, help=help_, **kwargs)
     if opt.type is int and opt.low is not None and opt.high is not None:
         # Layers are offered by their negative hidden_states index (-1 = last), as bert-as-service names them.
         high = -1 if opt.name == "layer" else int(opt.high)
@@ -70,7 +71,14 @@ def option_widget(family: str, opt: Option, default: Any) -> Any:
     if opt.type is float:
         return st.number_input(label, min_value=opt.low, max_value=opt.high, value=float(default), key=key,
                                bind="query-params", help=help_, format="%g")
+    if opt.type is str:  # free text (bert's layer_mix weights); the model checks it and says what is wrong
+        return st.text_input(label, value=str(default), key=key, bind="query-params", help=help_)
     return default
+
+
+def choice_text(value: Any) -> str:
+    """An option's choice as a person reads it: the catalogue's words for it, else the value itself."""
+    return t(str(value))
 
 
 def _layer_caption(value: int, depths: dict[str, int]) -> str:

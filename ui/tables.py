@@ -94,23 +94,43 @@ def score_cells_frame(a: Sequence[str], b: Sequence[str], results: Mapping[str, 
 
 
 def explain_frame(i: int, results: Mapping[str, Any], labels: Mapping[str, str],
-                  settings: Mapping[str, str]) -> pd.DataFrame:
-    """Why pair ``i`` got its scores: one row per model with score, scoring model, settings and warnings."""
+                  settings: Mapping[str, str],
+                  na: Callable[[str], str] = lambda reason: f"n/a: {reason}") -> pd.DataFrame:
+    """Why pair ``i`` got its scores: one row per model with score, scoring model, settings and warnings (``na``
+    writes a missing score, as in :func:`score_cell`)."""
     rows = []
     for key, r in results.items():
         if r.error is not None or r.scores is None:
-            rows.append({"model": labels.get(key, key), "score": score_cell(float("nan"), [], r.error),
+            rows.append({"model": labels.get(key, key), "score": score_cell(float("nan"), [], r.error, na),
                          "scored by": key, "settings": "", "warnings": ""})
             continue
         used = r.used[i] if r.used else key
         rows.append({
             "model": labels.get(key, key),
-            "score": score_cell(float(r.scores[i]), r.warnings[i]),
+            "score": score_cell(float(r.scores[i]), r.warnings[i], None, na),
             "scored by": used,
             "settings": settings.get(used, settings.get(key, "")),
             "warnings": "; ".join(r.warnings[i]) if r.warnings and r.warnings[i] else "",
         })
     return pd.DataFrame(rows, columns=["model", "score", "scored by", "settings", "warnings"])
+
+
+def answered_label(asked: str, used: Sequence[str], labels: Mapping[str, str]) -> str:
+    """The name of what produced a model's results: the asked model's label, or the label of the language variant
+    that answered for it (``sbert`` on Chinese text is ``m3e-small (zh)``); several answering models (pairs in both
+    languages) are joined by `` / `` in the order they first answered.
+
+    Parameters
+    ----------
+    asked : str
+        The model key a page asked for.
+    used : sequence of str
+        The key that answered, per item (``ModelResult.used``, ``[Neighbours.model]``, a projection's route key).
+    labels : mapping
+        Key -> registry label (a key without one is shown as it is).
+    """
+    keys = list(dict.fromkeys(used)) or [asked]
+    return " / ".join(labels.get(k, k) for k in keys)
 
 
 def settings_text(options: Mapping[str, Any], runtime: Sequence[str]) -> str:
@@ -215,28 +235,47 @@ def format_count(n: int | None) -> str:
     return str(n)
 
 
-def model_facts(info: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The model card's rows as ``(name, value)``, in reading order; facts a family lacks are left out."""
+#: a model's ``language`` as the card names it (the registry writes a code).
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "multi": "multilingual"}
+#: a role as the card names it.
+ROLE_NAMES = {"encoder": "encoder (sentence vectors)", "pair_scorer": "pair scorer (reads both texts)"}
+
+
+def model_facts(info: Mapping[str, Any], tr: Callable[..., str] | None = None) -> list[tuple[str, str]]:
+    """The model card's rows as ``(name, value)``, in reading order; facts a family lacks are left out.
+
+    Names are the catalogue's English keys (the page translates them); the words inside values (roles, language,
+    "no limit") go through ``tr`` (the page passes :func:`ui.i18n.t`), and so do whole values the catalogue knows
+    (a licence, a note on what a score means). Data (keys, sources, numbers) is kept.
+    """
+    def same(text: str, **values: Any) -> str:
+        return text.format(**values) if values else text
+
+    tr = tr or same
+    roles = info.get("roles", [])
+    language = str(info.get("language", ""))
     facts = [
         ("family", str(info.get("family", ""))),
-        ("roles", " + ".join(info.get("roles", []))),
+        ("roles", " + ".join(tr(ROLE_NAMES[r]) if r in ROLE_NAMES else str(r) for r in roles)),
         ("source", str(info.get("source", ""))),
-        ("language", str(info.get("language", ""))),
-        ("licence", str(info.get("licence") or "—")),
+        ("language", tr(LANGUAGE_NAMES[language]) if language in LANGUAGE_NAMES else language),
+        ("licence", tr(str(info.get("licence") or "—"))),
         ("parameters", format_count(info.get("parameters"))),
         ("output dim", str(info.get("dim", "—"))),
-        ("max tokens", "no limit" if info.get("max_tokens") is None else str(info.get("max_tokens"))),
+        ("max tokens", tr("no limit") if info.get("max_tokens") is None else str(info.get("max_tokens"))),
     ]
     if "layer" in info:
-        facts.append(("layer / pooling", f"{info['layer']} of {info.get('layers', '?')} / {info.get('pooling')}"))
+        facts.append(("layer / pooling", tr("{layer} of {layers} / {pooling}", layer=info["layer"],
+                                            layers=info.get("layers", "?"), pooling=info.get("pooling"))))
     elif "pooling" in info:
-        facts.append(("pooling", str(info["pooling"])))
+        facts.append(("pooling", tr(str(info["pooling"]))))
     if "weighting" in info:
-        facts.append(("weighting", f"{info['weighting']}" + (", PC removed" if info.get("principal_component_removed") else "")))
+        facts.append(("weighting", f"{info['weighting']}"
+                      + (tr(", PC removed") if info.get("principal_component_removed") else "")))
     if "vocabulary" in info:
         facts.append(("vocabulary", format_count(info["vocabulary"])))
     if "score" in info:
-        facts.append(("score", str(info["score"])))
+        facts.append(("score", tr(str(info["score"]))))
     if info.get("dev_spearman") is not None:
         facts.append(("STS-B dev Spearman", f"{info['dev_spearman']:.3f}"))
     facts += [

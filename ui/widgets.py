@@ -27,20 +27,23 @@ from backend.files.io import (
 from backend.lab.verdicts import Verdict
 from ui import state
 from ui.escape import plain
-from ui.i18n import t, tw
+from ui.i18n import t, tw, url_choice
 from ui.sidebar import Settings
 from ui.theme import swatch
-
-ROLE_NAMES = {"encoder": "gives sentence vectors", "pair_scorer": "scores pairs only"}
 
 
 # ------------------------------------------------------------------------------------------------ text
 def short_error(message: str) -> str:
-    """A model error without the "<key> could not be loaded:" preamble and with project paths made relative."""
+    """A model error without the "<key> could not be loaded:" preamble, with project paths made relative, in the
+    interface language where the catalogue knows its phrases (:func:`ui.i18n.tw`)."""
     from backend.registry import PROJECT_ROOT
 
     msg = str(message).split(" could not be loaded: ", 1)[-1]
-    return plain(msg.replace(str(PROJECT_ROOT) + os.sep, ""))
+    return plain(tw(msg.replace(str(PROJECT_ROOT) + os.sep, "")))
+
+
+#: what an empty cell reads in a table: the same in both languages (pandas would show ``<NA>``, ``nan`` or ``None``).
+EMPTY = "—"
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -159,12 +162,18 @@ def verdict_ui(verdicts: Sequence[Verdict | None]) -> None:
 def text_table_ui(frame: pd.DataFrame, floats: int = 3) -> None:
     """A table whose long texts wrap instead of being cut (neighbours, disagreements, explanations).
 
-    Numbers are shown with ``floats`` decimals; a missing number reads "n/a".
+    Numbers are shown with ``floats`` decimals; an empty cell (a missing number, a rank outside a model's top k)
+    reads :data:`EMPTY`, never ``<NA>``, ``nan`` or ``None``.
     """
+    def missing(v) -> bool:
+        return v is None or (pd.api.types.is_scalar(v) and pd.isna(v))
+
     shown = frame.copy()
     for c in shown.columns:
         if pd.api.types.is_float_dtype(shown[c]):
-            shown[c] = shown[c].map(lambda v: t("n/a") if pd.isna(v) else f"{v:.{floats}f}")
+            shown[c] = shown[c].map(lambda v: EMPTY if pd.isna(v) else f"{v:.{floats}f}")
+        elif shown[c].map(missing).any():  # a column of text then: Arrow refuses numbers mixed with the mark
+            shown[c] = shown[c].astype(object).map(lambda v: EMPTY if missing(v) else plain(str(v)))
         else:  # st.table renders Markdown in its cells: user text must not become links or images
             shown[c] = shown[c].map(lambda v: plain(v) if isinstance(v, str) else v)
     shown.columns = [plain(c) for c in shown.columns]
@@ -208,14 +217,14 @@ def table_ui(upload: Upload, key: str) -> Table | None:
     try:
         table = state.read_upload(upload.name, upload.data, None if choice == auto else choice)
     except TableError as exc:
-        st.error(t("Cannot read {name}: {error}", name=plain(upload.name), error=str(exc)))
+        st.error(t("Cannot read {name}: {error}", name=plain(upload.name), error=plain(tw(str(exc)))))
         return None
     sep = {"\t": t("tab"), ",": t("comma"), ";": t("semicolon"), "|": t("pipe"), "\n": t("one text per line")}
     st.caption(t("{name}: {rows} rows × {cols} columns · {encoding} · {sep}", name=plain(upload.name),
                  rows=f"{len(table.frame):,}", cols=table.frame.shape[1], encoding=table.encoding,
                  sep=sep.get(table.separator, table.separator)))
     for note in table.notes:
-        st.info(f"{plain(upload.name)}: {note}", icon=":material/info:")
+        st.info(f"{plain(upload.name)}: {plain(tw(note))}", icon=":material/info:")
     if table.frame.empty:
         st.error(t("{name} has a header but no rows.", name=plain(upload.name)))
         return None
@@ -262,7 +271,6 @@ def pair_columns_ui(frame: pd.DataFrame, key: str, label_required: bool = False)
     return PairColumns(a, b, None if label == none else label)
 
 
-@dataclass
 def embedded_routes_ui(corpus: Corpus, keys: list[str], options: dict) -> dict:
     """Which stored vectors answer for each selected model on an embedded corpus (its own models when none of the
     selected ones is in it), with one note saying what the file holds and how to add a model.
@@ -291,6 +299,7 @@ def embedded_routes_ui(corpus: Corpus, keys: list[str], options: dict) -> dict:
     return routes
 
 
+@dataclass
 class Corpus:
     """The texts the Neighbours and Projection pages search and map.
 
@@ -321,16 +330,22 @@ def _embedded_texts(path: str, mtime_ns: int):
 
 
 def embedded_corpus_ui() -> Corpus | None:
-    """Pick an embedded corpus among the files in the corpora folder (never a typed path)."""
+    """Pick an embedded corpus among the files in the corpora folder (never a typed path); its file name is kept in
+    the URL (``?corpus_embedded=mine.parquet``), and a linked file that is not there is named, not dropped quietly."""
     from backend.files.embed import corpora_dir, list_embedded_corpora, read_embedding_metadata
 
     files = list_embedded_corpora()
+    linked = st.query_params.get("corpus_embedded")
+    if linked and linked not in {p.name for p in files}:
+        st.warning(t("The embedded corpus {name} from the link is not in {folder}.", name=plain(linked),
+                     folder=str(corpora_dir())), icon=":material/link_off:")
     if not files:
         st.info(t("No embedded corpus in {folder}. Make one with: python -m backend embed corpus.csv {folder}/mine.parquet "
                   "--models sbert,w2v (any size; --engine ray on a cluster), or set SIMDASH_CORPORA.",
                   folder=str(corpora_dir())))
         return None
-    path = st.selectbox(t("Embedded corpus"), files, format_func=lambda p: p.name, key="corpus_embedded")
+    path = st.selectbox(t("Embedded corpus"), files, format_func=lambda p: p.name, key="corpus_embedded",
+                        bind="query-params", persist_state="session")
     try:
         meta = read_embedding_metadata(path)
         texts, labels, label_name = _embedded_texts(str(path), path.stat().st_mtime_ns)
@@ -342,8 +357,24 @@ def embedded_corpus_ui() -> Corpus | None:
     return Corpus(texts, labels, label_name, path.name, path)
 
 
+#: the URL parameter that names the uploaded corpus file (its bytes stay in the browser session).
+CORPUS_FILE_PARAM = "corpus_file"
+
+
+def _demo_corpus(source: str = "demo") -> Corpus:
+    demo = state.demo_corpus()
+    if source != "demo":
+        demo = demo[demo["lang"] == source[-2:]]
+    return Corpus(demo["text"].tolist(), demo["topic"].tolist(), t("topic"), t("demo corpus"))
+
+
 def corpus_ui() -> Corpus | None:
-    """Pick the corpus: the bundled demo corpus (all, English or Chinese), or an uploaded CSV/TXT."""
+    """Pick the corpus: the bundled demo corpus (all, English or Chinese), an uploaded CSV/TXT, or an embedded file.
+
+    The choice is kept in the URL (``?corpus_source=upload&corpus_file=mine.csv``, ``?corpus_embedded=...``). An
+    upload lives only in its browser session, so a link or a reload that names a file this session does not hold
+    says so and shows the demo corpus until the file is uploaded again.
+    """
     demo = state.demo_corpus()
     counts = demo["lang"].value_counts()
     choices = {"demo": t("demo corpus ({n} sentences, {topics} topics, en + zh)", n=len(demo),
@@ -352,19 +383,24 @@ def corpus_ui() -> Corpus | None:
                "demo-zh": t("demo corpus, Chinese ({n})", n=int(counts.get("zh", 0))),
                "upload": t("my own file (CSV/TSV/TXT)"),
                "embedded": t("an embedded corpus (vectors made by python -m backend embed)")}
-    source = st.radio(t("Corpus"), list(choices), horizontal=True, key="corpus_source", persist_state="session",
-                      format_func=choices.get)
+    source = url_choice(st.radio, t("Corpus"), list(choices), "corpus_source", choices.get, horizontal=True)
+    if source != "upload":
+        st.query_params.pop(CORPUS_FILE_PARAM, None)
     if source == "embedded":
         return embedded_corpus_ui()
     if source.startswith("demo"):
-        if source != "demo":
-            demo = demo[demo["lang"] == source[-2:]]
-        return Corpus(demo["text"].tolist(), demo["topic"].tolist(), t("topic"), t("demo corpus"))
+        return _demo_corpus(source)
     up = upload_ui("corpus_upload", t("Corpus file"),
                    help=t("One text per line (.txt), or a table with a text column and optionally a label column."))
     if up is None:
+        linked = st.query_params.get(CORPUS_FILE_PARAM)
+        if linked:
+            st.warning(t("The file {name} from the link is not in this session: upload it again; showing the demo "
+                         "corpus.", name=plain(linked)), icon=":material/upload_file:")
+            return _demo_corpus()
         st.info(t("Upload a file, or switch to the demo corpus."))
         return None
+    st.query_params[CORPUS_FILE_PARAM] = up.name
     table = table_ui(up, "corpus")
     if table is None:
         return None

@@ -9,10 +9,18 @@ to the raw tokens; the one before last is a reasonable compromise. The dashboard
 
 Options are declared in :attr:`BertPoolingModel.OPTIONS`. ``first_last_avg`` averages the masked means of the
 first transformer layer (``hidden_states[1]``) and the last one, as in Su et al.'s BERT-whitening experiments.
+
+``layer_mix`` replaces the one ``layer`` by a weighted sum of every hidden state, ELMo's scalar mix (Peters et al.
+2018, "Deep contextualized word representations": ``gamma * sum_j s_j h_j``) without its ``gamma``, which no
+cosine can see. The layer probe learns the weights on labelled pairs and prints the option to paste.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +28,7 @@ import numpy as np
 from backend.base import Encoder, Encoding, ProgressFn, length_sorted_batches, normalize_rows
 from backend.families._hf import TransformerModel, hf_load_kwargs
 from backend.families._onnx import RUNTIME_OPTION, OnnxRunner
-from backend.options import Option
+from backend.options import Option, OptionError
 from backend.registry import ModelSpec
 
 if TYPE_CHECKING:
@@ -41,8 +49,9 @@ def _masked_max(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return h.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
 
 
-def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int, pooling: str) -> torch.Tensor:
-    """Pool one layer of ``hidden_states`` into sentence vectors (fp32).
+def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int, pooling: str,
+         mix: Sequence[float] | None = None) -> torch.Tensor:
+    """Pool one layer of ``hidden_states``, or a weighted sum of all of them, into sentence vectors (fp32).
 
     Parameters
     ----------
@@ -50,11 +59,23 @@ def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int
     mask : Tensor (batch, seq)
         Attention mask (1 = real token).
     layer : int
+        Ignored when ``mix`` is given.
     pooling : {"mean", "cls", "max", "first_last_avg"}
+        ``first_last_avg`` ignores ``layer`` and ``mix``.
+    mix : sequence of float, optional
+        One weight per hidden state, embedding output first (``layer_mix``, already normalised): the tokens'
+        vectors are ``sum_j mix[j] * hidden_states[j]`` before pooling.
     """
     if pooling == "first_last_avg":
         return ((_masked_mean(hidden_states[1], mask) + _masked_mean(hidden_states[-1], mask)) / 2).float()
-    h = hidden_states[layer]
+    if mix is not None:
+        import torch
+
+        # summed in fp32: in half precision the small weights' shares would lose most of their digits
+        w = torch.as_tensor(np.asarray(mix, dtype=np.float32), device=hidden_states[0].device)
+        h = torch.einsum("l,lbsd->bsd", w, torch.stack([x.float() for x in hidden_states]))
+    else:
+        h = hidden_states[layer]
     if pooling == "mean":
         return _masked_mean(h, mask).float()
     if pooling == "cls":
@@ -67,6 +88,69 @@ def pool(hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor, layer: int
 #: a static bound for ``layer`` before the weights are loaded (no BERT-family model has more layers); the
 #: loaded model narrows it to its own depth: -(L + 1)..L.
 MAX_LAYERS = 48
+#: what may separate ``layer_mix``'s weights.
+_SEPARATORS = re.compile(r"\s*[;,]\s*|\s+")
+
+
+def parse_layer_mix(value: Any, states: int | None = None, owner: str = "") -> np.ndarray | None:
+    """The weights of a ``layer_mix`` option, normalised to sum to 1; None when it is empty (off).
+
+    Parameters
+    ----------
+    value : str or sequence of float
+        ``"0.05;0.1;..."`` or ``"0.05,0.1,..."``: one weight per hidden state, embedding output first. Semicolons
+        are what the probe writes, because ``--models`` splits models at commas.
+    states : int, optional
+        The model's hidden states (layers + 1); None skips the count check (the depth is not known yet).
+    owner : str
+        The model key, for the message.
+
+    Raises
+    ------
+    OptionError
+        Not numbers, a negative or non-finite weight, all zero, or a count other than ``states``.
+    """
+    where = f"{owner}: " if owner else ""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        parts = [str(value)]
+    elif isinstance(value, str):
+        if not value.strip():
+            return None
+        parts = _SEPARATORS.split(value.strip())
+    else:
+        raise OptionError(f"{where}option 'layer_mix' must be numbers separated by ';' or ',', not {value!r}")
+    try:
+        w = np.array([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        raise OptionError(f"{where}option 'layer_mix' must be numbers separated by ';' or ',', one weight per hidden "
+                          f"state (e.g. 0;0;0;0;0;1;1), not {value!r}") from None
+    if states is not None and len(w) != states:
+        raise OptionError(f"{where}option 'layer_mix' needs {states} weights, one per hidden state (the embedding "
+                          f"output first, then layers 1..{states - 1}); got {len(w)}")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise OptionError(f"{where}option 'layer_mix' weights must be finite, >= 0 and not all 0, not {value!r}")
+    return w / w.sum()
+
+
+@dataclass(frozen=True)
+class LayerMixOption(Option):
+    """The ``layer_mix`` declaration: a string of numbers whose count must match the model's hidden states.
+
+    ``states`` is None in the family's declaration and set from the registry's ``layers`` or the loaded weights,
+    as ``layer``'s range is, so a wrong count is refused before any weights load.
+    """
+
+    states: int | None = None
+
+    def check(self, value: Any, owner: str = "") -> str:
+        """The option in one canonical form (``""`` = off, else the numbers as given, joined by ``;``), or
+        OptionError: the same weights written with commas or semicolons then share one cache key."""
+        if parse_layer_mix(value, self.states, owner) is None:
+            return ""
+        parts = value if isinstance(value, (list, tuple)) else _SEPARATORS.split(str(value).strip())
+        return ";".join(str(p).strip() for p in parts)
 
 
 class BertPoolingModel(TransformerModel, Encoder):
@@ -83,6 +167,13 @@ class BertPoolingModel(TransformerModel, Encoder):
                "(it ignores the layer).", choices=POOLINGS, runtime=True, label_zh="池化",
                why_zh="token 向量如何合成一个句向量：mean 和 max 在真实 token 上取平均和最大值，cls 取 [CLS] token，"
                "first_last_avg 对第一层和最后一层的平均向量再取平均（忽略所选的层）。"),
+        LayerMixOption(
+            "layer_mix", str, "", "A weighted sum of every hidden state instead of one layer (ELMo's scalar mix): "
+            "weights separated by ; or , (one per hidden state, the embedding output first), normalised to sum "
+            "to 1; empty uses the layer. The layer probe learns them on labelled pairs and prints this option.",
+            runtime=True, label="layer mix", label_zh="层混合",
+            why_zh="用所有隐藏状态的加权和代替单独一层（ELMo 的标量混合）：用 ; 或 , 分隔的权重，每个隐藏状态一个，"
+            "嵌入层输出在前，使用时归一化为和为 1；留空则使用所选的层。层探针会在有标注的句对上学习这些权重并给出此选项。"),
         Option("max_tokens", int, 256, "Word pieces read per text, [CLS] and [SEP] included; longer texts are "
                "truncated, with a warning.", low=8, high=8192),
         Option("layers", int, 6, "The model's depth as the registry declares it, so the layer choices are right "
@@ -125,8 +216,12 @@ class BertPoolingModel(TransformerModel, Encoder):
 
     def _apply_options(self) -> None:
         # The registry's layer is checked against this model's depth here (the declaration only knew a bound).
-        self.layer = next(o for o in self.option_specs() if o.name == "layer").check(self.options["layer"], self.key)
+        specs = {o.name: o for o in self.option_specs()}
+        self.layer = specs["layer"].check(self.options["layer"], self.key)
         self.pooling = str(self.options["pooling"])
+        # likewise the mix's count: the declaration may not have known the depth
+        self.mix = parse_layer_mix(specs["layer_mix"].check(self.options["layer_mix"], self.key), self.n_layers + 1,
+                                   self.key)
 
     @property
     def dim(self) -> int:
@@ -162,7 +257,7 @@ class BertPoolingModel(TransformerModel, Encoder):
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
 
         def take(idx, hs, mask):
-            vecs[idx] = pool(hs, mask, self.layer, self.pooling).cpu().numpy()
+            vecs[idx] = pool(hs, mask, self.layer, self.pooling, self.mix).cpu().numpy()
 
         self._forward_batches(texts, batch_size, progress, take)
         warnings = self.truncation_warnings(texts)
@@ -193,7 +288,22 @@ class BertPoolingModel(TransformerModel, Encoder):
 
 
 def _with_depth(options: tuple[Option, ...], depth: int) -> tuple[Option, ...]:
-    return tuple(o.with_range(-(depth + 1), depth) if o.name == "layer" else o for o in options)
+    """``layer``'s range and ``layer_mix``'s count for a model of ``depth`` layers (``depth + 1`` hidden states)."""
+    def fit(o: Option) -> Option:
+        if o.name == "layer":
+            return o.with_range(-(depth + 1), depth)
+        if isinstance(o, LayerMixOption):
+            return replace(o, states=depth + 1)
+        return o
+
+    return tuple(fit(o) for o in options)
+
+
+def format_layer_mix(weights: Sequence[float], digits: int = 3) -> str:
+    """Weights as the ``layer_mix`` option writes them: ``"0.012;0.3;..."`` (``digits`` significant digits each;
+    the family normalises on use, so the rounding does not have to sum to 1). Semicolons, not commas: the CLI's
+    ``--models`` splits models at commas."""
+    return ";".join(f"{float(w):.{digits}g}" if math.isfinite(float(w)) else "0" for w in weights)
 
 
 Model = BertPoolingModel

@@ -52,7 +52,7 @@ def base_spec(key: str, kind: str, registry=None):
             "has no transformer to train (word vectors)"
         raise ValueError(f"{key!r} ({spec.family}) {role}: a {'bi-encoder' if kind == 'bi' else 'cross-encoder'} "
                          f"starts from a transformer encoder, one of the {'/'.join(ENCODER_FAMILIES)} models "
-                         f"({', '.join(k for k in reg if reg[k].family in ENCODER_FAMILIES)})")
+                         f"({', '.join(s.key for s in reg if s.family in ENCODER_FAMILIES)})")
     return spec
 
 

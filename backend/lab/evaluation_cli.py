@@ -120,6 +120,10 @@ def run_probe(args: argparse.Namespace) -> int:
     print(format_table(frame))
     fla = result.first_last_avg
     print(f"first_last_avg: {'-' if fla is None else f'{fla:.2f}'}")
+    # the learnt mix and the model string that uses it (python -m backend evaluate --models <it>)
+    print(f"layer mix: {result.mix_note}")
+    if option := result.mix_option():
+        print(f"layer mix option: {option}")
     verdict = probe_verdict(result)
     if verdict:
         print(verdict.text())

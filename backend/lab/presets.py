@@ -13,7 +13,8 @@ paraphrase traps in Chinese and add Chinese ones: the same characters in another
 against simplified script, full-width against half-width forms, and product names written in English on one
 side and in Chinese on the other.
 
-The dashboard shows the presets in the order of :data:`PRESETS`; the first one is the default.
+The dashboard shows the presets in the order of :data:`PRESETS`; the first one is the default. Every preset
+also has a Chinese name (``name_zh``) for the Chinese interface; links keep the English ``name``.
 """
 
 from __future__ import annotations
@@ -31,18 +32,22 @@ class Preset:
         name: the label shown in the dashboard (also the key in :data:`PRESETS`).
         description: one sentence naming the family the preset is designed to trip up, and why.
         pairs: ``(sentence_a, sentence_b)`` tuples, in display order.
-        description_zh: the description in Chinese, for the Chinese presets; empty where there is none.
+        description_zh: the description in Chinese, for the Chinese presets; empty where there is none (the
+            interface then translates ``description`` through its catalogue).
+        name_zh: the name the Chinese interface shows (the URL and :data:`PRESETS` keep ``name``).
     """
 
     name: str
     description: str
     pairs: tuple[tuple[str, str], ...]
     description_zh: str = ""
+    name_zh: str = ""
 
 
 _PRESET_LIST: tuple[Preset, ...] = (
     Preset(
         name="Negation",
+        name_zh="英文：否定",
         description=(
             "Trips up averaged word vectors and raw BERT pooling: a single 'not' or 'nobody' barely moves "
             "an average over many shared words, so opposite statements score as near-duplicates."
@@ -57,6 +62,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="Word order",
+        name_zh="英文：语序",
         description=(
             "Trips up averaged word vectors, which treat a sentence as a bag of words, so swapping who did "
             "what to whom gives an identical vector and a cosine of exactly 1."
@@ -71,6 +77,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="Paraphrase, no shared words",
+        name_zh="英文：同义改写，没有相同的词",
         description=(
             "Trips up scores driven by lexical overlap, above all raw BERT pooling and, to a lesser degree, "
             "averaged word vectors: the meaning is the same but no word is shared, which Sentence-BERT is "
@@ -86,6 +93,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="Same topic, different meaning",
+        name_zh="英文：同一话题，意思不同",
         description=(
             "Trips up every embedding model, raw BERT pooling most and Sentence-BERT too: the vectors are "
             "dominated by the shared topic, so requests with opposite intents still land close together."
@@ -100,6 +108,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: negation (否定)",
+        name_zh="中文：否定",
         description=(
             "Trips up averaged word vectors, raw BERT pooling and even Chinese sentence encoders: one 不, 没, "
             "没有 or 未 among many shared characters barely moves the vectors, so a statement and its opposite "
@@ -116,6 +125,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: word order (语序)",
+        name_zh="中文：语序",
         description=(
             "Trips up averaged word vectors: both sentences segment into exactly the same words, so swapping "
             "who did what to whom gives an identical bag of words and a cosine of exactly 1."
@@ -132,6 +142,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: same characters, different meaning (同字异义)",
+        name_zh="中文：同字异义",
         description=(
             "Trips up models that read characters rather than meaning (raw BERT pooling and our "
             "character-level Chinese ESIM see the same characters in nearly the same places) and word vectors, "
@@ -149,6 +160,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: synonyms, no shared characters (同义不同字)",
+        name_zh="中文：同义不同字",
         description=(
             "Trips up scores driven by surface overlap, such as averaged word vectors and an ESIM trained on "
             "a few thousand pairs: the two questions mean the same but share almost no characters (怎么/如何, "
@@ -166,6 +178,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: traditional vs simplified (繁简)",
+        name_zh="中文：繁简",
         description=(
             "Trips up models whose vocabulary was built from simplified Chinese (a word2vec trained on "
             "simplified text, our Chinese ESIM): the same sentence in traditional characters becomes unknown "
@@ -183,6 +196,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: full-width vs half-width (全角半角)",
+        name_zh="中文：全角半角",
         description=(
             "Trips up any model fed unnormalised text, whose tokenizer sees ＡＢＣ１２３ and ABC123 as "
             "different tokens; the dashboard NFKC-normalises every input first, so every family sees the same "
@@ -200,6 +214,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="中文: mixed Chinese-English (中英混合)",
+        name_zh="中文：中英混合",
         description=(
             "Trips up single-language models: an English model sees only the Latin brand names and a "
             "Chinese model treats iPhone or WeChat as unknown tokens, so the product that carries the "
@@ -217,6 +232,7 @@ _PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         name="Mixed & edge cases",
+        name_zh="中英混合与边界情况",
         description=(
             "Trips up monolingual models on a cross-language pair, length-sensitive pooling on a very long "
             "sentence against a short one, and word-vector lookups on emoji and typos that have no vector."

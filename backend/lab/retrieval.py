@@ -222,10 +222,17 @@ def recall_rerank(
     if k < 1:
         raise ValueError(f"k must be >= 1, not {k}")
     t0 = time.perf_counter()
+    notes = list(task.notes)
+    # The one routing rule (backend.routing): the corpus and its queries go to one model by their dominant
+    # language (sbert -> sbert-zh on Chinese data), and the result names it.
+    if hasattr(be, "route_texts"):
+        route = be.route_texts(retriever, [*task.corpus, *task.queries], retriever_options)
+        if route.note:
+            notes.append(f"retriever {retriever}: {route.note}")
+        retriever, retriever_options = route.key, route.options
     nb = be.neighbours(retriever, task.queries, task.corpus, k=k, options=retriever_options)
     recall_s = time.perf_counter() - t0
     before = [[int(j) for j in row if j >= 0] for row in nb.indices]
-    notes = list(task.notes)
     if max(recall_at) > k:
         notes.append(f"recall@{max(recall_at)} is limited by retrieving only {k} candidates")
     after = before
@@ -249,6 +256,14 @@ def recall_rerank(
             if progress:
                 progress(i + 1, len(task.queries))
         rerank_s = time.perf_counter() - t1
+        if error is None and hasattr(be, "route_pair") and task.queries:
+            # Pairs are routed one by one (Chinese on either side -> the zh variant): name what read them.
+            used = be.route_pair(reranker, task.queries[0], task.corpus[before[0][0]] if before[0] else "",
+                                 reranker_options).key
+            if used != reranker:
+                notes.append(f"reranker {reranker}: scored by {used} (the {be.registry[used].language} variant of "
+                             f"{reranker})")
+                reranker = used
         if error is None:
             notes.append(f"reranking reorders the top {k} only: recall@{k} cannot change")
     return RetrievalResult(

@@ -646,7 +646,8 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                  "embedding": base64.b64encode(enc.vectors[i].astype("<f4").tobytes()).decode("ascii") if b64
                  else enc.vectors[i].tolist()} for i in range(len(texts))]
         n = count_tokens(texts)
-        return {"data": data, "model": key, "asked": req.model, "note": r.note,
+        # "model" names what made the vectors: the request's own string unless routing chose a variant.
+        return {"data": data, "model": key if r.routed else req.model, "asked": req.model, "note": r.note,
                 "usage": {"prompt_tokens": n, "total_tokens": n}}
 
     @app.post("/v1/embed", response_model=S.EmbedResponse, tags=["vectors"],
@@ -721,6 +722,40 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
                          "warnings": res.warnings[i],
                          "document": {"text": docs[i]} if req.return_documents else None} for i in top],
         }
+
+    @app.post("/v1/match", response_model=S.MatchResponse, tags=["scores"],
+              summary="Match questions against an FAQ or corpus: top k per question and model")
+    @admitted(lambda req: [*(req.models if req.models is not None else []), *([req.rerank] if req.rerank else [])])
+    def match(req: S.MatchRequest) -> dict[str, Any]:
+        from backend.files.match import MatchCorpus, Matcher
+
+        check_texts([*req.queries, *req.corpus], "corpus", "/v1/match")
+        corpus = MatchCorpus.from_texts(req.corpus)
+        if not corpus.texts:
+            raise ApiError(422, "invalid_request", "every corpus text is empty: nothing to match against", "corpus")
+        names = req.models if req.models is not None else [k for k in be.registry.defaults()
+                                                           if ENCODER in be.roles(k)]
+        requests = []
+        for i, item in enumerate(names):
+            key, opts = resolve(item, None, f"models[{i}]")
+            requests.append(ModelRequest(key if not opts else item, key, opts))
+        rr = None
+        if req.rerank:
+            rkey, ropts = resolve(req.rerank, None, "rerank")
+            rr = ModelRequest(req.rerank, rkey, ropts)
+        m = run(Matcher, be, corpus, requests, req.k, rr)
+        for r in m.routes.values():
+            if r.key != r.asked:
+                loader.ensure(r.key, cfg.load_wait_s)
+        frame = run(m.match, req.queries)
+        if corpus.skipped:
+            m.notes.append(f"{corpus.skipped:,} empty corpus text(s) skipped")
+        rows = []
+        for rec in frame.to_dict("records"):
+            rows.append({k: (None if isinstance(v, float) and not np.isfinite(v) else
+                             (int(v) if k in ("rank", "corpus_row", "rerank_rank") and v is not None else v))
+                         for k, v in rec.items()})
+        return {"models": {name: r.key for name, r in m.routes.items()}, "notes": m.notes, "rows": rows}
 
     @app.post("/v1/neighbours", response_model=S.NeighboursResponse, tags=["vectors"],
               summary="Top-k cosine neighbours of each query in a corpus")
@@ -797,7 +832,10 @@ def create_app(backend: Backend | None = None, settings: ServerSettings | None =
         return {"model": res.model, "layers": res.layers, "poolings": list(res.poolings),
                 "spearman": [_float_or_none(r) for r in res.spearman],
                 "first_last_avg": None if res.first_last_avg is None else float(res.first_last_avg),
-                "whitened": res.whitened, "n": res.n, "skipped": res.skipped, "notes": list(res.notes)}
+                "whitened": res.whitened, "n": res.n, "skipped": res.skipped, "notes": list(res.notes),
+                "mix_weights": None if res.mix_weights is None else [float(w) for w in res.mix_weights],
+                "mix_spearman": res.mix_spearman, "mix_baseline": res.mix_baseline, "mix_note": res.mix_note,
+                "mix_pooling": res.mix_pooling}
 
     @app.get("/v1/cache", response_model=dict[str, Any], tags=["service"],
              summary="Entries and hit counts of the server's vector caches (memory and persistent)")

@@ -203,6 +203,39 @@ class NeighboursRequest(Strict):
     options: dict[str, Any] | None = OPTIONS_FIELD
 
 
+class MatchRequest(Strict):
+    """Match questions against an FAQ or corpus: each model's top k per question (``python -m backend match``)."""
+
+    queries: list[str] = Field(min_length=1, description="The questions (an empty one gets a row saying so).",
+                               examples=[["花呗绑的卡能不能改一下"]])
+    corpus: list[str] = Field(min_length=1, description="The FAQ or corpus (empty texts are skipped and counted).",
+                              examples=[["花呗怎么更换绑定的银行卡？", "火车票怎么改签？"]])
+    models: list[str] | None = Field(None, description="Encoders, each routed by the corpus's language (default: "
+                                     "the registry's default encoders).", examples=[["sbert"]])
+    k: int = Field(5, ge=1, le=100, description="Matches per question and model (all of a smaller corpus).")
+    rerank: str | None = Field(None, description="A pair scorer that rescores each (question, match) pair.",
+                               examples=["cross"])
+
+
+class MatchRow(BaseModel):
+    query: str
+    model: str = Field(description="The model that produced the row (a routed variant names itself).")
+    rank: int | None
+    text: str
+    score: float | None
+    corpus_row: int | None
+    warnings: str
+    rerank_score: float | None = None
+    rerank_rank: int | None = None
+    reranked_by: str | None = None
+
+
+class MatchResponse(BaseModel):
+    models: dict[str, str] = Field(description="Each model asked for -> the model that answered for this corpus.")
+    notes: list[str]
+    rows: list[MatchRow]
+
+
 class NeighboursResponse(BaseModel):
     model: str = Field(description="The model that embedded queries and corpus (routed by their dominant language).")
     note: str | None = None
@@ -326,6 +359,12 @@ class ProbeResponse(BaseModel):
     n: int = Field(description="Pairs used.")
     skipped: int = Field(description="Pairs left out (an empty text or no label).")
     notes: list[str]
+    mix_weights: list[float] | None = Field(None, description="The learnt ELMo-style softmax weights, one per hidden "
+                                            "state (embedding output first); null when no mix was learnt.")
+    mix_spearman: float | None = Field(None, description="The mix's Spearman x 100 on the held-out part.")
+    mix_baseline: float | None = Field(None, description="The best single layer's Spearman on the same part.")
+    mix_note: str = ""
+    mix_pooling: str = "mean"
 
 
 # ------------------------------------------------------------------------------------------- /v1/check

@@ -49,7 +49,7 @@ from backend.jobs import StopRequested
 from backend.lab.projection import FIT_LIMIT, FIT_SAMPLE, Projection, cluster_labels, fit_2d
 from backend.options import Option, OptionError, validate_options
 from backend.options import defaults as option_defaults
-from backend.registry import ModelRequest, ModelSpec, Registry, weights_digest
+from backend.registry import NEUTRAL_OPTIONS, ModelRequest, ModelSpec, Registry, weights_digest
 from backend.results import ModelConfig, ModelLoadError, ModelResult, Neighbours, RoleError
 from backend.routing import Route, route_pairs, route_texts, variant
 from backend.serving.batching import Batcher, BatchSettings, batch_settings
@@ -313,7 +313,10 @@ class Backend:
         except Exception:  # a family that cannot fingerprint its parts reports that when it loads
             digest = weights_digest(spec.source)
         cid = full.config_id_with(digest)
-        return ModelConfig(key, spec.family, spec.source, cid, dict(full.options))
+        # Options at their neutral value (added later: script, layer_mix) are left out, as from config_id: the
+        # configuration written into files of vectors reads as before they existed.
+        shown = {k: v for k, v in full.options.items() if NEUTRAL_OPTIONS.get(k, object()) != v}
+        return ModelConfig(key, spec.family, spec.source, cid, shown)
 
     def remove(self, key: str) -> None:
         """Forget a run-time model: unload it, drop it from the registry and the load errors, and delete the
@@ -942,7 +945,12 @@ class Backend:
         family = self.registry[key].family
         if not hasattr(family_class(family), "encode_layers"):
             raise ValueError(f"the layer probe needs a BERT-family model (family 'bert'); {key!r} is family {family!r}")
-        return layer_probe(self.model(key), data, whiten=whiten, whiten_dim=whiten_dim, progress=progress)
+        # The one routing rule: Chinese pairs are probed on the Chinese variant (bert -> bert-zh), and it says so.
+        route = self.route_texts(key, [*data.a, *data.b])
+        result = layer_probe(self.model(route.key), data, whiten=whiten, whiten_dim=whiten_dim, progress=progress)
+        if route.note and hasattr(result, "notes"):
+            result.notes.insert(0, route.note)
+        return result
 
 
 def top_k_neighbours(q_enc: Encoding, c_enc: Encoding, k: int, model: str) -> Neighbours:

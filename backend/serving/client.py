@@ -388,8 +388,12 @@ class RemoteBackend:
             done = len({clean_text(t) for t in [*data.a, *data.b]} - {""})
             progress(done, done)
         spearman = np.array([[np.nan if v is None else v for v in row] for row in r["spearman"]], dtype=np.float64)
+        mix = r.get("mix_weights")
         return ProbeResult(r["model"], spearman.reshape(len(r["layers"]), len(r["poolings"])), tuple(r["poolings"]),
-                           r["first_last_avg"], r["whitened"], r["n"], r["skipped"], list(r["notes"]))
+                           r["first_last_avg"], r["whitened"], r["n"], r["skipped"], list(r["notes"]),
+                           mix_weights=None if mix is None else np.asarray(mix, dtype=np.float64),
+                           mix_spearman=r.get("mix_spearman"), mix_baseline=r.get("mix_baseline"),
+                           mix_note=r.get("mix_note") or "", mix_pooling=r.get("mix_pooling") or "mean")
 
     def cache_info(self) -> dict[str, Any]:
         """The server's cache entries and hit counts (``/v1/cache``): vectors are cached where they are made."""

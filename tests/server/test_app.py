@@ -73,7 +73,8 @@ def test_models_lists_roles_languages_and_option_declarations(api):
     assert set(data) == {"enc", "enc2", "pair", "broken", "exploding"}
     assert data["enc"]["roles"] == ["encoder"] and data["pair"]["roles"] == ["pair_scorer"]
     assert data["enc"]["object"] == "model" and data["enc"]["language"] == "en"
-    (scale,) = data["enc"]["option_specs"]
+    scale, script = data["enc"]["option_specs"]
+    assert script["name"] == "script" and script["choices"] == ["as-is", "simplified", "traditional"]
     assert scale == {"name": "scale", "type": "float", "default": 1.0, "why": scale["why"], "choices": None,
                      "low": 0.0, "high": 10.0, "runtime": True, "label": "", "label_zh": "", "why_zh": ""}
     assert data["enc"]["state"] == "not loaded"

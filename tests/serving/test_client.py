@@ -115,8 +115,8 @@ def test_roles_registry_options_info_and_state(pair):
     assert reg["pair"].variants == {"zh": "pair-zh"} and reg.defaults() == local.registry.defaults()
     with pytest.raises(TypeError, match="read-only"):
         reg.add(reg["enc"])
-    (scale,) = remote.option_specs("enc")
-    assert scale == local.option_specs("enc")[0]
+    scale, script = remote.option_specs("enc")
+    assert (scale, script) == tuple(local.option_specs("enc")) and script.name == "script"
     assert remote.check_request("enc", {"scale": "2"}) == {"scale": 2.0}
     assert remote.info("enc", scale=2.0)["options"] == {"scale": 2.0}
     assert remote.variant_for("pair", "zh") == "pair-zh" and remote.variant_for("enc", "zh") == "enc"

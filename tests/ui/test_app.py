@@ -103,7 +103,7 @@ def test_sidebar_draws_a_widget_per_declared_runtime_option():
     from backend.families import family_class
 
     at = app()
-    keys = {w.key for kind in ("select_slider", "selectbox", "radio", "toggle", "number_input")
+    keys = {w.key for kind in ("select_slider", "selectbox", "radio", "toggle", "number_input", "text_input")
             for w in at.sidebar.get(kind)} - {"lang"}
     want = {f"{f}.{o.name}" for f in {Registry.load()[k].family for k in DEFAULTS}
             for o in family_class(f).OPTIONS if o.runtime}
@@ -157,9 +157,13 @@ def test_query_params_restore_the_comparison():
 def test_chinese_preset_shows_its_chinese_description_in_the_chinese_interface():
     name = next(n for n, p in PRESETS.items() if p.description_zh)
     at = app(preset=name, lang="zh")
-    assert at.selectbox(key="preset").value == name
+    assert at.selectbox(key="preset").value == name  # the link names it in English, the list shows its Chinese name
+    assert at.selectbox(key="preset").options == [p.name_zh for p in PRESETS.values()] + ["（我自己的句对）"]
     assert PRESETS[name].description_zh in texts(at.caption)
     assert at.title[0].value == "句对比较"
+    # sbert's Chinese pairs are scored by sbert-zh: the header names the model that answered
+    sbert_zh = Registry.load()["sbert-zh"].label
+    assert any(sbert_zh in m.value for m in at.main.markdown)
 
 
 def test_no_models_and_empty_table_say_what_to_do():
@@ -209,7 +213,9 @@ def test_batch_scores_and_the_download_says_who_scored_each_row_and_why():
     assert downloaded.loc[4, "scored_by_w2v"] == "w2v-zh" and "w2v-zh" in downloaded.loc[4, "warnings_w2v"]
     metrics = table_with(at, "metric")
     assert set(metrics["metric"]) == {"ROC-AUC"} and len(metrics) == len(DEFAULTS)
-    assert any("separates similar from dissimilar pairs best" in s for s in texts(at.success))
+    # five pairs: too few to rank the models, and the verdict says so with the count
+    assert any("Only 5 scored pairs: too few to rank the models" in s
+               for s in texts([*at.success, *at.info, *at.warning]))
 
 
 def test_batch_uses_the_sidebar_options():
@@ -293,7 +299,7 @@ def test_neighbours_defaults_overlap_verdict_and_reranker_choices():
     assert not at.exception
     assert len(tables_with(at, "rerank")) == len(queries)
     # the demo corpus is mixed: one note for all encoders, not the same sentence once per model
-    mixed = [c for c in texts(at.caption) if "mixed corpus" in c]
+    mixed = [c for c in texts(at.caption) if "mixed texts" in c]
     assert len(mixed) == 1 and all(k in mixed[0] for k in encoders), mixed
 
 
@@ -302,6 +308,20 @@ def test_chinese_corpus_goes_to_the_chinese_variant():
     at.radio(key="corpus_source").set_value("demo-zh").run()
     assert not at.exception
     assert "esim-zh" in " ".join(m.value for m in at.markdown)  # "ESIM → esim-zh"
+
+
+def test_the_corpus_choice_is_in_the_url_and_a_lost_upload_says_so():
+    """A link names the corpus; an upload it names that this session does not hold is named, and the demo corpus
+    answers meanwhile (an upload lives in one browser session only)."""
+    at = app("neighbours", models=["w2v"], corpus_source="upload", corpus_file="mine.csv", nb_queries="cats")
+    assert at.radio(key="corpus_source").value == "upload"
+    assert any("mine.csv" in w and "upload it again" in w for w in texts(at.warning))
+    assert len(tables_with(at, "text")) == 1  # the demo corpus answered
+    at.file_uploader[0].set_value(("mine.csv", b"text\na cat\nthe dog\na stock market\n", "text/csv")).run()
+    assert not any("upload it again" in w for w in texts(at.warning))
+    assert at.query_params["corpus_file"] == "mine.csv"
+    at.radio(key="corpus_source").set_value("demo-zh").run()
+    assert at.query_params["corpus_source"] == "demo-zh" and "corpus_file" not in at.query_params
 
 
 def test_projection_one_plot_per_encoder_clusters_sorted_and_seed_in_url():

@@ -93,7 +93,9 @@ def test_page_renders_and_evaluates_an_uploaded_file(tiny_env):
         assert float(shown.at[k, "spearman"]) == pytest.approx(want.at[k, "spearman"], abs=0.006)  # shown: 2 decimals
         assert float(shown.at[k, "auc"]) == pytest.approx(want.at[k, "auc"], abs=0.0006)
     best = max(("tinya", "tinyb"), key=lambda k: want.at[k, "spearman"])
-    assert any(s.value.startswith(f"On these pairs {best} agrees best") for s in at.success)
+    # 40 random pairs: the leader is named, but its lead is within noise (a paired bootstrap says so)
+    assert any(f"{best} has the highest Spearman" in s.value and "within noise" in s.value
+               for s in [*at.success, *at.info, *at.warning])
     # the Disagreements tab works on the same scores (two models), texts in full
     dis = frame_with(at, "spread")
     assert len(dis) > 0 and {"rank tinya", "rank tinyb"} <= set(dis.columns)

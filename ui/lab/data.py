@@ -15,7 +15,7 @@ from backend.lab.evaluation import (
     parse_label_range,
 )
 from backend.registry import PROJECT_ROOT
-from ui.i18n import t
+from ui.i18n import t, tw
 from ui.widgets import pair_columns_ui, plain, table_ui, upload_ui
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -76,7 +76,7 @@ def describe_ui(data: LabelledPairs) -> None:
                + ("" if data.kind == "binary" else " " + t("(AUC/F1 call a pair similar when gold ≥ {mid})",
                                                           mid=f"{data.midpoint:g}")))
     for note in data.notes:
-        st.info(plain(note), icon=":material/info:")
+        st.info(plain(tw(note)), icon=":material/info:")
 
 
 __all__ = ["SHARED_DATA", "describe_ui", "lab_data_ui"]

@@ -1,4 +1,5 @@
-"""The Layer probe tab: Spearman for every BERT layer x pooling, and why bert-as-service chose layer -2."""
+"""The Layer probe tab: Spearman for every BERT layer x pooling, why bert-as-service chose layer -2, and a learnt
+layer mix (ELMo's scalar mix) with the option that uses it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from backend.jobs import BackgroundJob
 from backend.lab.evaluation import LabelledPairs
+from backend.lab.probe import MIX_TEST_FRACTION, ProbeResult
 from backend.lab.verdicts import probe_verdict
 from ui import state
 from ui.charts import layer_label, probe_heatmap
@@ -57,8 +59,38 @@ def probe_tab(data: LabelledPairs, data_id: str) -> None:
     for note in res.notes:
         st.caption(f"ℹ️ {plain(note)}")
     frame = res.frame()
-    st.plotly_chart(probe_heatmap(frame, res.model, res.n, res.whitened, tr=t), key="lab_probe_fig")
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(probe_heatmap(frame, res.model, res.n, res.whitened, tr=t), key="lab_probe_fig")
+    with c2:
+        mix_ui(res)
     st.metric("first_last_avg", "–" if res.first_last_avg is None else f"{res.first_last_avg:.2f}")
     table = frame.reset_index()
     table.insert(0, "hidden_state", [layer_label(int(i), len(frame), t) for i in frame.index])
     download_ui(table, "layer_probe.csv", key="lab_probe_download", label=t("Download the probe"))
+
+
+def mix_ui(res: ProbeResult) -> None:
+    """The learnt layer mix: its weights per hidden state, its held-out Spearman beside the best single layer's,
+    and the model string that uses it."""
+    st.subheader(t("Layer mix"))
+    if res.mix_weights is None:
+        st.caption(plain(res.mix_note) if res.mix_note else
+                   t("This result has no layer mix (the model server does not send one)."))
+        return
+    test = round(100 * MIX_TEST_FRACTION)
+    st.caption(t("Softmax weights over the hidden states (ELMo's scalar mix), learnt with a ranking loss on the cosines "
+                 "of {train}% of the pairs; its Spearman is measured on the other {test}%, which the weights never "
+                 "saw.", train=100 - test, test=test))
+    delta = None if res.mix_spearman is None or res.mix_baseline is None else f"{res.mix_spearman - res.mix_baseline:+.1f}"
+    st.metric(t("Held-out Spearman of the mix"), "–" if res.mix_spearman is None else f"{res.mix_spearman:.1f}",
+              delta=delta, help=t("The change is against the best single layer on the same held-out pairs ({v}).",
+                                  v="–" if res.mix_baseline is None else f"{res.mix_baseline:.1f}"))
+    n_states = len(res.mix_weights)
+    table = res.mix_frame().iloc[::-1].reset_index()  # last layer on top, as in the heatmap
+    table["layer"] = [layer_label(int(i), n_states, t) for i in table["layer"]]
+    st.dataframe(table, hide_index=True, width="stretch", key="lab_probe_mix", column_config={
+        "layer": st.column_config.TextColumn(t("Hidden state")),
+        "weight": st.column_config.ProgressColumn(t("Weight"), min_value=0.0, max_value=1.0, format="%.3f")})
+    st.caption(t("Use it on every surface: the bert family's layer_mix option pools this weighted sum of the hidden "
+                 "states (in --models, the API or the registry)."))
+    st.code(res.mix_option() or "", language=None)

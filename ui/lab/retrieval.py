@@ -63,7 +63,7 @@ def retrieval_tab(data: LabelledPairs, data_id: str, settings: Settings) -> None
         return
     if res.error:
         st.error(plain(str(res.error)))
-    verdict_ui([retrieval_verdict(res, len(task.queries))])
+    verdict_ui([retrieval_verdict(res, len(task.queries), relevant=task.relevant)])
     c1, c2 = st.columns(2)
     c1.metric(t("Recall ({key})", key=res.retriever), f"{res.recall_seconds:.2f} s")
     c2.metric(t("Rerank ({key})", key=res.reranker or none), f"{res.rerank_seconds:.2f} s")

@@ -1,5 +1,6 @@
-"""The Train tab: word2vec on your corpus (here) and ESIM on your labelled pairs (:mod:`ui.lab.train_esim`), joining
-the comparison for your session.
+"""The Train tab: word2vec on your corpus (here), ESIM on your labelled pairs (:mod:`ui.lab.train_esim`), a
+transformer fine-tuned on them (:mod:`ui.lab.train_finetune`) and the learning curve (:mod:`ui.lab.train_curve`),
+joining the comparison for your session.
 
 Either backend takes them (:meth:`~backend.serving.protocol.BackendProtocol.add_session_model`): with a backend
 server, a trained model still runs in the dashboard's process, since the server loads no model files sent to it.
@@ -26,7 +27,9 @@ from ui.charts import training_curves
 from ui.escape import plain
 from ui.i18n import t
 from ui.lab.common import job_result_ui, start_job
+from ui.lab.train_curve import curve_ui
 from ui.lab.train_esim import esim_train_ui
+from ui.lab.train_finetune import finetune_ui
 from ui.tables import nearest_words_frame
 from ui.widgets import download_ui, upload_ui
 
@@ -98,7 +101,8 @@ def w2v_train_ui() -> None:
 
 
 def train_tab() -> None:
-    """Both trainers; what they train joins this session's model list, whichever backend the dashboard uses."""
+    """Every trainer and the learning curve; what they train joins this session's model list, whichever backend the
+    dashboard uses."""
     st.subheader(t("word2vec on your corpus"))
     w2v_train_ui()
     _added_ui()
@@ -106,3 +110,10 @@ def train_tab() -> None:
     st.subheader(t("ESIM on your labelled pairs"))
     esim_train_ui()
     _added_ui()
+    st.divider()
+    st.subheader(t("Fine-tune a transformer on your pairs"))
+    chosen = finetune_ui()
+    _added_ui()
+    st.divider()
+    st.subheader(t("Learning curve"))
+    curve_ui(chosen)
