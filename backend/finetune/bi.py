@@ -114,15 +114,6 @@ def halve_weights(folder: Path) -> None:
         tmp.replace(f)
 
 
-def _latest_checkpoint(trainer_dir: Path) -> Path | None:
-    found = []
-    for d in trainer_dir.glob("checkpoint-*"):
-        step = d.name.rsplit("-", 1)[-1]
-        if step.isdigit() and (d / "trainer_state.json").is_file():
-            found.append((int(step), d))
-    return max(found)[1] if found else None
-
-
 def train_bi_encoder(
     train: LabelledPairs,
     held_out: LabelledPairs,
@@ -194,6 +185,7 @@ def train_bi_encoder(
     from transformers import TrainerCallback, set_seed
 
     from backend.cross.checkpoint import _quiet_transformers
+    from backend.cross.train import _latest_checkpoint  # the same Trainer checkpoint folders
     from backend.jobs import StopRequested
     from backend.registry import resolve_source
 
