@@ -220,7 +220,14 @@ def finetune_ui() -> ChosenPairs | None:
     # A sentence encoder of the data's language first: it starts nearer to the task than raw BERT does.
     sbert = [i for i, k in enumerate(encoders) if registry[k].family == "sbert"]
     first = next((i for i in sbert if registry[encoders[i]].language == lang), sbert[0] if sbert else 0)
-    base_key = c[1].selectbox(t("Base model"), encoders, index=first, key="lab_ft_base",
+    # Other training pairs chosen: start again from the encoder of their language (a kept choice of the English
+    # encoder would fine-tune MiniLM on Chinese text, which it reads as unknown word pieces).
+    if st.session_state.get("lab_ft_base_for") != data_id:
+        st.session_state["lab_ft_base_for"] = data_id
+        st.session_state["lab_ft_base"] = encoders[first]
+    if st.session_state.get("lab_ft_base") not in encoders:
+        st.session_state["lab_ft_base"] = encoders[first]
+    base_key = c[1].selectbox(t("Base model"), encoders, key="lab_ft_base",
                               help=t("The registered transformer encoder the training starts from."))
     counts = {n: (t("all") if n == 0 else f"{n:,}") for n in PAIR_COUNTS}
     n_pairs = c[2].selectbox(t("Number of pairs"), list(counts), index=2, key="lab_ft_n", format_func=counts.get)
