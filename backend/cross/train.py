@@ -133,6 +133,43 @@ def _latest_checkpoint(trainer_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def resumable_state(work: Path, settings: dict[str, Any], resume: bool) -> tuple[Path | None, dict[str, Any]]:
+    """The newest Trainer checkpoint in ``work/trainer`` and the run's saved ``state.json``, checked for a resume.
+
+    Shared by the cross-encoder and bi-encoder trainers (both keep Trainer checkpoints and our own state file).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``resume`` without a checkpoint to resume.
+    ValueError
+        A resume whose base model or other ``settings`` differ from the saved run's (named).
+    FileExistsError
+        A fresh run where an earlier run's checkpoints are still in ``work``.
+    """
+    trainer_dir = work / "trainer"
+    checkpoint = _latest_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
+    state_path = work / STATE
+    if not resume:
+        if checkpoint is not None:
+            raise FileExistsError(f"{work} holds checkpoints of an earlier run: add --resume to continue it, or "
+                                  "remove the folder to start afresh")
+        return None, {}
+    if checkpoint is None or not state_path.is_file():
+        raise FileNotFoundError(f"nothing to resume: no checkpoint in {work} (start without --resume)")
+    saved = json.loads(state_path.read_text(encoding="utf-8"))
+    old = saved.get("settings", {})
+    if old.get("base_source") != settings.get("base_source"):
+        raise ValueError(f"the checkpoint in {work} was trained from {old.get('base_source')!r}, not from "
+                         f"{settings.get('base_source')!r}: resume with the same --base, or start afresh in another "
+                         "folder")
+    changed = sorted(k for k in settings if old.get(k) != settings[k])
+    if changed:
+        raise ValueError(f"the run in {work} used other settings ({', '.join(changed)}); resume with the same "
+                         "command, or start afresh in another folder")
+    return checkpoint, saved
+
+
 def train_cross_encoder(
     train_path: str | Path,
     dev_path: str | Path,
@@ -282,27 +319,11 @@ def train_cross_encoder(
         "limit": limit, "bad_rows": bad_rows,
     }
     state_path = work / STATE
-    checkpoint = _latest_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
-    saved: dict[str, Any] = {}
-    if resume:
-        if checkpoint is None or not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: no checkpoint in {work} (start without --resume)")
-        saved = json.loads(state_path.read_text(encoding="utf-8"))
-        old = saved.get("settings", {})
-        if old.get("base_source") != base_source:
-            raise ValueError(f"the checkpoint in {work} was trained from {old.get('base_source')!r}, not from "
-                             f"{base_source!r}: resume with the same --base, or start afresh in another folder")
-        changed = sorted(k for k in settings if old.get(k) != settings[k])
-        if changed:
-            raise ValueError(f"the run in {work} used other settings ({', '.join(changed)}); resume with the same "
-                             "command, or start afresh in another folder")
-        if (out / "config.json").is_file():
-            got = read_compact_config(out)["simdash_cross"].get("base_source")
-            if got != base_source:
-                raise ValueError(f"{out} holds a checkpoint of {got!r}, not of {base_source!r}")
-    elif checkpoint is not None:
-        raise FileExistsError(f"{work} holds checkpoints of an earlier run: add --resume to continue it, or remove "
-                              "the folder to start afresh")
+    checkpoint, saved = resumable_state(work, settings, resume)
+    if resume and (out / "config.json").is_file():
+        got = read_compact_config(out)["simdash_cross"].get("base_source")
+        if got != base_source:
+            raise ValueError(f"{out} holds a checkpoint of {got!r}, not of {base_source!r}")
 
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
     old_threads = torch.get_num_threads()
@@ -458,4 +479,5 @@ def train_cross_encoder(
                             history, seconds, training, notes)
 
 
-__all__ = ["SOURCES", "CrossTrainResult", "correlations", "evaluate_pairs", "frozen_names", "train_cross_encoder"]
+__all__ = ["SOURCES", "CrossTrainResult", "correlations", "evaluate_pairs", "frozen_names", "resumable_state",
+           "train_cross_encoder"]

@@ -185,7 +185,7 @@ def train_bi_encoder(
     from transformers import TrainerCallback, set_seed
 
     from backend.cross.checkpoint import _quiet_transformers
-    from backend.cross.train import _latest_checkpoint  # the same Trainer checkpoint folders
+    from backend.cross.train import resumable_state  # the same Trainer checkpoints and state file
     from backend.jobs import StopRequested
     from backend.registry import resolve_source
 
@@ -211,26 +211,13 @@ def train_bi_encoder(
                 "weight_decay": weight_decay, "max_tokens": max_tokens, "freeze_embeddings": freeze_embeddings,
                 "evals_per_epoch": evals_per_epoch}
     state_path = work / STATE
-    checkpoint = _latest_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
-    saved: dict[str, Any] = {}
-    if resume:
-        if checkpoint is None or not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: no checkpoint in {work} (start without --resume)")
-        saved = json.loads(state_path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in settings if saved.get("settings", {}).get(k) != settings[k])
-        if changed:
-            raise ValueError(f"the run in {work} used other settings ({', '.join(changed)}); resume with the same "
-                             "command, or start afresh in another folder")
-    else:
-        if checkpoint is not None:
-            raise FileExistsError(f"{work} holds checkpoints of an earlier run: add --resume to continue it, or "
-                                  "remove the folder to start afresh")
-        if out.exists():
-            if not overwrite:
-                raise FileExistsError(f"{out} exists: choose another --out, or add --overwrite to replace it")
-            if not out.is_dir():
-                raise FileExistsError(f"{out} exists and is not a folder")
-            shutil.rmtree(out)
+    checkpoint, saved = resumable_state(work, settings, resume)
+    if not resume and out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} exists: choose another --out, or add --overwrite to replace it")
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a folder")
+        shutil.rmtree(out)
 
     old_threads = torch.get_num_threads()
     if threads is not None:
@@ -257,7 +244,7 @@ def train_bi_encoder(
             emb.weight.requires_grad_(False)
             frozen = int(emb.weight.numel())
 
-        resumed_step = int(checkpoint.name.rsplit("-", 1)[-1]) if (resume and checkpoint) else 0
+        resumed_step = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else 0
         history: list[dict[str, Any]] = [h for h in saved.get("history", []) if h["step"] <= resumed_step]
         best: dict[str, Any] = saved.get("best") or {"metric": -math.inf, "epoch": 0.0, "step": 0}
         if best["step"] > resumed_step:
@@ -337,7 +324,7 @@ def train_bi_encoder(
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss_fn,
                                              callbacks=[Steps()])
         with _quiet_transformers():
-            trainer.train(resume_from_checkpoint=str(checkpoint) if (resume and checkpoint) else None)
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if stopped["flag"]:
             raise StopRequested(f"stopped at step {trainer.state.global_step}; the best weights so far are in {out}, "
                                 f"and the same command with --resume continues from {work}")

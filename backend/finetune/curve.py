@@ -13,6 +13,7 @@ a killed run resumes from the first missing point.
 from __future__ import annotations
 
 import csv
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -145,8 +146,6 @@ def learning_curve(
                 tr_file, dv_file = Path(tmp) / "train.tsv", Path(tmp) / "held_out.tsv"
                 part.frame().to_csv(tr_file, sep="\t", index=False)
                 held_out.frame().to_csv(dv_file, sep="\t", index=False)
-                import shutil
-
                 shutil.rmtree(folder, ignore_errors=True)
                 train_cross_encoder(tr_file, dv_file, folder, base_source=cross_base, lang=lang, epochs=epochs,
                                     seed=seed, threads=threads, lr=5e-5, evals_per_epoch=1, select_symmetric=True,

@@ -132,17 +132,15 @@ def read_labelled(
                              "positive", 1.0, notes)
     else:
         scale_note = ""
+        _, _, col_y = _pick_columns(frame)
+        raw = pd.to_numeric(frame[col_y], errors="coerce")
         if label_max is not None:
             if not label_max > 0:
                 raise ValueError(f"label_max must be above 0, not {label_max}")
-            _, _, col_y = _pick_columns(frame)
-            raw = pd.to_numeric(frame[col_y], errors="coerce")
             frame = frame.copy()
             frame[col_y] = raw / float(label_max) * 5.0  # onto STS's 0-5 scale, which read_pairs knows
             scale_note = f"labels read on a 0-{label_max:g} scale (as given)"
         else:
-            _, _, col_y = _pick_columns(frame)
-            raw = pd.to_numeric(frame[col_y], errors="coerce")
             top = float(np.nanmax(raw.to_numpy(dtype=np.float64))) if raw.notna().any() else float("nan")
             if top > 5:
                 raise ValueError(

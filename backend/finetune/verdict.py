@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from backend.lab.verdicts import Verdict as LabVerdict
 
 #: every sentence, by id; filled with str.format (keep the placeholders in translations).
 TEMPLATES: dict[str, str] = {
@@ -36,19 +38,9 @@ REFERENCE_N = 1000
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """A sentence as a template id and its values.
-
-    Attributes
-    ----------
-    id : str
-        Key of :data:`TEMPLATES`.
-    values : dict
-        The template's fields; ``kind`` holds a key of :data:`KIND_NAMES`, named by :meth:`text`.
-    """
-
-    id: str
-    values: dict[str, Any] = field(default_factory=dict)
+class Verdict(LabVerdict):
+    """A lab verdict (:class:`backend.lab.verdicts.Verdict`: a template id and its values) whose templates are this
+    module's and whose ``kind`` value (a key of :data:`KIND_NAMES`) is named by :meth:`text`."""
 
     @property
     def template(self) -> str:
