@@ -94,6 +94,7 @@ ZH: dict[str, str] = {
     "Algorithm": "算法",
     "Applies to: {keys}": "适用于：{keys}",
     "Runs as: {runs}": "实际运行：{runs}",
+    "Fine-tuning needs the training extra ({packages}): pip install -r requirements-train.txt": "微调需要训练扩展包（{packages}）：pip install -r requirements-train.txt",
     "{name} cannot be read as an embedded corpus: {error}": "{name} 无法作为已嵌入语料读取：{error}",
     "{name} holds vectors of {held}; shown: {used}.": "{name} 存有这些模型的向量：{held}；显示：{used}。",
     "Not in the file: {missing}. To add one: `python -m backend embed CORPUS.csv {name} --models {key}` (a new file with that model's vectors too).": "文件中没有：{missing}。如需添加：`python -m backend embed CORPUS.csv {name} --models {key}`（生成一个也包含该模型向量的新文件）。",

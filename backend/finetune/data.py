@@ -164,6 +164,18 @@ def read_labelled(
     return data
 
 
+#: what the trainers import beyond the dashboard's requirements (sentence-transformers' Trainer needs both).
+TRAINING_EXTRA = ("datasets", "accelerate")
+
+
+def missing_training_extra() -> list[str]:
+    """The training packages not installed (``pip install -r requirements-train.txt`` adds them); empty when
+    fine-tuning can run. Asked without importing them (``datasets`` alone takes seconds to import)."""
+    from importlib.util import find_spec
+
+    return [m for m in TRAINING_EXTRA if find_spec(m) is None]
+
+
 def split_holdout(data: LabelledPairs, fraction: float, seed: int) -> tuple[LabelledPairs, LabelledPairs]:
     """A seeded random split into (train, held out); the held-out part has at least 4 pairs.
 

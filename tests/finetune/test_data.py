@@ -51,3 +51,13 @@ def test_splits_are_seeded_disjoint_and_nested():
     small, big = subsample(tr, 30, 13), subsample(tr, 60, 13)
     assert set(small.a) <= set(big.a)
     assert np.isfinite(small.y).all()
+
+
+def test_a_missing_training_extra_is_named(monkeypatch):
+    import importlib.util
+
+    from backend.finetune.data import missing_training_extra
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "datasets" else real(name, *a))
+    assert missing_training_extra() == ["datasets"]

@@ -308,3 +308,14 @@ def test_the_parts_read_in_chinese(ft_env, stub_bi):
     at.button(key="lab_ft_run").click().run()
     assert wait_for(at, "finetune").status == "done"
     assert "在 32 个句对上微调后，留出集 Spearman 从 50.0 变为 62.5（+12.5）。" in texts(at.success)
+
+
+def test_without_the_training_extra_the_tab_says_what_to_install(ft_env, monkeypatch):
+    import ui.lab.train_curve
+    import ui.lab.train_finetune
+
+    for mod in (ui.lab.train_finetune, ui.lab.train_curve):
+        monkeypatch.setattr(mod, "missing_training_extra", lambda: ["datasets"])
+    at = upload(app("evaluate"), pairs_csv(40))
+    assert "lab_ft_run" not in button_keys(at) and "lab_curve_run" not in button_keys(at)
+    assert sum("pip install -r requirements-train.txt" in s for s in texts(at.info)) == 2

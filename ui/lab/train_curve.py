@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.finetune.curve import SIZES
+from backend.finetune.data import missing_training_extra
 from backend.finetune.verdict import KIND_NAMES, METRIC_NAMES, curve_metric, curve_verdicts
 from backend.jobs import BackgroundJob
 from ui.i18n import t
@@ -93,7 +94,10 @@ def curve_ui(chosen: ChosenPairs | None) -> None:
     # Sizes beyond the pairs there are would all be "all": kept once.
     sizes = [s for s in sizes if s == "all" or int(s) < n_all] or ["all"]
     signature = (chosen.data_id, chosen.base.key, tuple(sizes), tuple(kinds))
-    if kinds and st.button(t("Run the learning curve"), type="primary", key="lab_curve_run"):
+    if missing := missing_training_extra():
+        st.info(t("Fine-tuning needs the training extra ({packages}): pip install -r requirements-train.txt",
+                  packages=", ".join(missing)), icon=":material/info:")
+    elif kinds and st.button(t("Run the learning curve"), type="primary", key="lab_curve_run"):
         start_job("curve", _curve_task(chosen, sizes, kinds), signature)
     rows = job_result_ui("curve", signature)
     if not rows:

@@ -22,7 +22,7 @@ import streamlit as st
 
 from backend.files.io import TableError
 from backend.finetune.cli import ENCODER_FAMILIES, base_spec, load_data
-from backend.finetune.data import LabelledPairs, subsample
+from backend.finetune.data import LabelledPairs, missing_training_extra, subsample
 from backend.finetune.verdict import KIND_NAMES, METRIC_NAMES, before_after, finetune_verdict
 from backend.jobs import BackgroundJob, StopRequested
 from backend.registry import ModelSpec
@@ -252,7 +252,10 @@ def finetune_ui() -> ChosenPairs | None:
         st.caption(plain(note))
     chosen = ChosenPairs(train, held, base, seed, f"{data_id}:{label_max}:{holdout}:{bad_rows}:{seed}")
     signature = (chosen.data_id, kind, base.key, n_pairs, epochs)
-    if st.button(t("Fine-tune"), type="primary", key="lab_ft_run"):
+    if missing := missing_training_extra():
+        st.info(t("Fine-tuning needs the training extra ({packages}): pip install -r requirements-train.txt",
+                  packages=", ".join(missing)), icon=":material/info:")
+    elif st.button(t("Fine-tune"), type="primary", key="lab_ft_run"):
         start_job("finetune", _finetune_task(kind, base, part, held, epochs, seed, t("about {m} min left")),
                   signature)
     run = job_result_ui("finetune", signature)
